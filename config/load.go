@@ -1,0 +1,289 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+	"gopkg.in/yaml.v3"
+)
+
+// EnvPrefix prefixes environment overrides: PIPELINE_TRAIN_EPOCHS=3 sets
+// train.epochs.
+const EnvPrefix = "PIPELINE"
+
+// Load reads the YAML file at path over Default, applies PIPELINE_*
+// environment overrides and then sets (each "key=value", as given to --set),
+// and validates the result. Every error is one line naming the file and key.
+func Load(path string, sets []string) (Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return Config{}, fmt.Errorf("config %s: no such file (pass an existing YAML file with -c)", path)
+		}
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil {
+		return Config{}, fmt.Errorf("config %s: not valid YAML: %s", path, oneLine(err.Error()))
+	}
+	if err := checkKeys(&root, path); err != nil {
+		return Config{}, err
+	}
+
+	v := viper.New()
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(strings.NewReader(string(raw))); err != nil {
+		return Config{}, fmt.Errorf("config %s: %s", path, oneLine(err.Error()))
+	}
+	setDefaults(v, Default())
+	// Optimiser defaults follow the chosen optimiser, as Keras's do.
+	for _, s := range sets {
+		if k, val, ok := strings.Cut(s, "="); ok && strings.TrimSpace(k) == "train.optimizer.name" {
+			v.Set("train.optimizer.name", strings.TrimSpace(val))
+		}
+	}
+	name := v.GetString("train.optimizer.name")
+	if env, ok := os.LookupEnv(EnvPrefix + "_TRAIN_OPTIMIZER_NAME"); ok {
+		name = env
+	}
+	setDefaults(v, map[string]any{"train": map[string]any{"optimizer": toMap(DefaultOptimizer(name))}})
+
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+
+	known := knownKeys(reflect.TypeOf(Config{}), "")
+	for _, s := range sets {
+		k, val, ok := strings.Cut(s, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return Config{}, fmt.Errorf("--set %q: want key=value, e.g. --set train.epochs=5", s)
+		}
+		if _, isKnown := known[k]; !isKnown {
+			return Config{}, fmt.Errorf("--set %s: unknown key%s", k, suggest(k, known))
+		}
+		var parsed any
+		if err := yaml.Unmarshal([]byte(val), &parsed); err != nil || parsed == nil {
+			parsed = val
+		}
+		v.Set(k, parsed)
+	}
+
+	var cfg Config
+	dec := func(dc *mapstructure.DecoderConfig) {
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(strictScalars, mapstructure.StringToSliceHookFunc(","))
+		dc.ErrorUnused = true
+	}
+	if err := v.Unmarshal(&cfg, dec); err != nil {
+		return Config{}, fmt.Errorf("config %s: %s", path, decodeError(err))
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// strictScalars rejects the conversions mapstructure's weak typing would
+// otherwise allow silently: a fractional number into an int field, and a
+// number into a bool field or a bool into a number field.
+func strictScalars(from, to reflect.Type, data any) (any, error) {
+	isInt := func(k reflect.Kind) bool { return k >= reflect.Int && k <= reflect.Uint64 }
+	isFloat := func(k reflect.Kind) bool { return k == reflect.Float32 || k == reflect.Float64 }
+	switch {
+	case isInt(to.Kind()) && isFloat(from.Kind()):
+		f := reflect.ValueOf(data).Float()
+		if f != float64(int64(f)) {
+			return nil, fmt.Errorf("want a whole number, got %v", data)
+		}
+	case to.Kind() == reflect.Bool && (isInt(from.Kind()) || isFloat(from.Kind())):
+		return nil, fmt.Errorf("want true or false, got %v", data)
+	case (isInt(to.Kind()) || isFloat(to.Kind())) && from.Kind() == reflect.Bool:
+		return nil, fmt.Errorf("want a number, got %v", data)
+	case to.Kind() == reflect.Bool && from.Kind() == reflect.String:
+		s := strings.ToLower(reflect.ValueOf(data).String())
+		if s != "true" && s != "false" {
+			return nil, fmt.Errorf("want true or false, got %q", data)
+		}
+	}
+	return data, nil
+}
+
+var quotedKey = regexp.MustCompile(`'([^']*)'`)
+
+// decodeError turns mapstructure's multi-line report into one line per
+// problem, joined with "; ", each starting with the key.
+func decodeError(err error) string {
+	var parts []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "*"))
+		if line == "" || strings.HasPrefix(line, "decoding failed") || strings.HasSuffix(line, "error(s) decoding:") {
+			continue
+		}
+		if m := quotedKey.FindStringSubmatchIndex(line); m != nil && m[0] == 0 {
+			key := line[m[2]:m[3]]
+			rest := strings.TrimSpace(line[m[1]:])
+			rest = strings.TrimPrefix(rest, "error decoding '"+key+"': ")
+			line = key + ": wrong type: " + rest
+		}
+		parts = append(parts, line)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// knownKeys lists the dotted keys of a struct type (leaves and sections).
+func knownKeys(t reflect.Type, prefix string) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("mapstructure")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		k := prefix + tag
+		out[k] = f.Type
+		if f.Type.Kind() == reflect.Struct {
+			for kk, tt := range knownKeys(f.Type, k+".") {
+				out[kk] = tt
+			}
+		}
+	}
+	return out
+}
+
+// checkKeys walks the YAML document and reports the first key the Config
+// does not have, with its line and a suggestion.
+func checkKeys(root *yaml.Node, path string) error {
+	if len(root.Content) == 0 {
+		return nil // empty file: all defaults
+	}
+	doc := root.Content[0]
+	if doc.Kind != yaml.MappingNode {
+		return fmt.Errorf("config %s:%d: top level must be a mapping of keys (name, data, model, train, ...)", path, doc.Line)
+	}
+	return walkKeys(doc, reflect.TypeOf(Config{}), "", path)
+}
+
+func walkKeys(n *yaml.Node, t reflect.Type, prefix, path string) error {
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		if tag := t.Field(i).Tag.Get("mapstructure"); tag != "" {
+			fields[tag] = t.Field(i).Type
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := n.Content[i], n.Content[i+1]
+		key := prefix + kn.Value
+		ft, ok := fields[kn.Value]
+		if !ok {
+			known := map[string]reflect.Type{}
+			for k, tt := range fields {
+				known[prefix+k] = tt
+			}
+			return fmt.Errorf("config %s:%d: unknown key %s%s", path, kn.Line, key, suggest(key, known))
+		}
+		switch {
+		case ft.Kind() == reflect.Struct && vn.Kind == yaml.MappingNode:
+			if err := walkKeys(vn, ft, key+".", path); err != nil {
+				return err
+			}
+		case ft.Kind() == reflect.Struct && !(vn.Kind == yaml.ScalarNode && vn.Tag == "!!null"):
+			return fmt.Errorf("config %s:%d: %s must be a mapping of keys, got %q", path, vn.Line, key, vn.Value)
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+			if vn.Kind != yaml.SequenceNode {
+				return fmt.Errorf("config %s:%d: %s must be a list", path, vn.Line, key)
+			}
+			for j, item := range vn.Content {
+				if item.Kind != yaml.MappingNode {
+					return fmt.Errorf("config %s:%d: %s[%d] must be a mapping (e.g. {type: dense, units: 10})", path, item.Line, key, j)
+				}
+				if err := walkKeys(item, ft.Elem(), fmt.Sprintf("%s[%d].", key, j), path); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// suggest returns " (did you mean K?)" for the closest known key, if close.
+func suggest(key string, known map[string]reflect.Type) string {
+	best, bestD := "", 4
+	keys := make([]string, 0, len(known))
+	for k := range known {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if d := levenshtein(key, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return " (did you mean " + best + "?)"
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// setDefaults registers every leaf of d (a struct or nested map) as a viper
+// default, so that env overrides reach every key.
+func setDefaults(v *viper.Viper, d any) {
+	m, ok := d.(map[string]any)
+	if !ok {
+		m = toMap(d)
+	}
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		for k, val := range m {
+			if sub, ok := val.(map[string]any); ok {
+				walk(prefix+k+".", sub)
+				continue
+			}
+			v.SetDefault(prefix+k, val)
+		}
+	}
+	walk("", m)
+}
+
+// toMap converts a struct to a nested map keyed by its mapstructure tags.
+func toMap(s any) map[string]any {
+	var m map[string]any
+	if err := mapstructure.Decode(s, &m); err != nil {
+		panic(fmt.Sprintf("config: encode defaults: %v", err)) // programming error
+	}
+	for k, val := range m {
+		rv := reflect.ValueOf(val)
+		if rv.Kind() == reflect.Struct {
+			m[k] = toMap(val)
+		}
+	}
+	return m
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
