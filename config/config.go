@@ -7,7 +7,7 @@ package config
 // and output. Its zero value is not useful; start from Default.
 type Config struct {
 	// Name labels the run in logs and artifacts.
-	Name string `mapstructure:"name" yaml:"name"`
+	Name string `mapstructure:"name" yaml:"name" json:"name,omitempty"`
 	// Seed seeds weight initialisation, shuffling, dropout and augmentation.
 	Seed int64 `mapstructure:"seed" yaml:"seed"`
 
@@ -64,22 +64,22 @@ type Model struct {
 // stay unset.
 type Layer struct {
 	// Type is conv2d, activation, max_pooling2d, dropout, flatten or dense.
-	Type string `mapstructure:"type" yaml:"type"`
+	Type string `mapstructure:"type" yaml:"type" json:"type,omitempty"`
 	// Name overrides the Keras auto-name (conv2d, conv2d_1, dense, ...).
-	Name string `mapstructure:"name" yaml:"name,omitempty"`
+	Name string `mapstructure:"name" yaml:"name,omitempty" json:"name,omitempty"`
 	// Conv2D.
-	Filters    int    `mapstructure:"filters" yaml:"filters,omitempty"`
-	KernelSize []int  `mapstructure:"kernel_size" yaml:"kernel_size,omitempty"`
-	Strides    []int  `mapstructure:"strides" yaml:"strides,omitempty"`
-	Padding    string `mapstructure:"padding" yaml:"padding,omitempty"`
+	Filters    int    `mapstructure:"filters" yaml:"filters,omitempty" json:"filters,omitempty"`
+	KernelSize []int  `mapstructure:"kernel_size" yaml:"kernel_size,omitempty" json:"kernel_size,omitempty"`
+	Strides    []int  `mapstructure:"strides" yaml:"strides,omitempty" json:"strides,omitempty"`
+	Padding    string `mapstructure:"padding" yaml:"padding,omitempty" json:"padding,omitempty"`
 	// Dense.
-	Units int `mapstructure:"units" yaml:"units,omitempty"`
+	Units int `mapstructure:"units" yaml:"units,omitempty" json:"units,omitempty"`
 	// Activation (also accepted by conv2d and dense, as in Keras).
-	Activation string `mapstructure:"activation" yaml:"activation,omitempty"`
+	Activation string `mapstructure:"activation" yaml:"activation,omitempty" json:"activation,omitempty"`
 	// MaxPooling2D.
-	PoolSize []int `mapstructure:"pool_size" yaml:"pool_size,omitempty"`
+	PoolSize []int `mapstructure:"pool_size" yaml:"pool_size,omitempty" json:"pool_size,omitempty"`
 	// Dropout.
-	Rate float64 `mapstructure:"rate" yaml:"rate,omitempty"`
+	Rate float64 `mapstructure:"rate" yaml:"rate,omitempty" json:"rate,omitempty"`
 }
 
 // Train configures compile + fit.
@@ -100,7 +100,7 @@ type Train struct {
 // Optimizer holds Keras 3 optimiser hyperparameters; Name selects which apply.
 type Optimizer struct {
 	// Name is rmsprop, sgd or adam.
-	Name         string  `mapstructure:"name" yaml:"name"`
+	Name         string  `mapstructure:"name" yaml:"name" json:"name,omitempty"`
 	LearningRate float64 `mapstructure:"learning_rate" yaml:"learning_rate"`
 	Rho          float64 `mapstructure:"rho" yaml:"rho"`
 	Momentum     float64 `mapstructure:"momentum" yaml:"momentum"`

@@ -1,0 +1,272 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+)
+
+// Batch is a uint8 NHWC batch of N images with their labels.
+type Batch struct {
+	Images []uint8
+	Labels []uint8
+	N      int
+}
+
+// BatchIterator yields the batches of one epoch in order.
+type BatchIterator interface {
+	// Next returns the next batch; ok is false at the end of the epoch or
+	// on error (see Err). The batch is valid until the next call.
+	Next() (b Batch, ok bool)
+	Err() error
+	Close()
+}
+
+// TrainData is what Fit trains on: a fixed number of samples split into
+// batches, in a new order every epoch.
+type TrainData interface {
+	Len() int
+	// Epoch returns the iterator over the batches of an epoch, starting at
+	// batch skip (to resume mid-epoch).
+	Epoch(ctx context.Context, epoch, skip int) BatchIterator
+}
+
+// Arrays is in-memory uint8 NHWC data, as given to Keras's fit(x, y).
+type Arrays struct {
+	Images    []uint8
+	Labels    []uint8
+	ImageSize int // bytes per image (H·W·C)
+	BatchSize int
+	// Shuffle permutes the samples every epoch (Keras: shuffle=True), from
+	// (Seed, epoch) alone, so a resumed run repeats the order.
+	Shuffle bool
+	Seed    int64
+}
+
+// Len is the number of samples.
+func (a *Arrays) Len() int { return len(a.Labels) }
+
+// EpochOrder is the sample order of an epoch: a full permutation drawn from
+// (seed, epoch), or the identity when shuffle is false.
+func EpochOrder(n int, seed int64, epoch int, shuffle bool) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	if shuffle {
+		rng := rand.New(rand.NewPCG(uint64(seed), uint64(epoch)+0x5368756666)) // "Shuff"
+		rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
+	}
+	return order
+}
+
+// Epoch implements TrainData.
+func (a *Arrays) Epoch(ctx context.Context, epoch, skip int) BatchIterator {
+	return &arrayIter{a: a, ctx: ctx, order: EpochOrder(a.Len(), a.Seed, epoch, a.Shuffle), pos: skip * a.BatchSize,
+		buf: Batch{Images: make([]uint8, a.BatchSize*a.ImageSize), Labels: make([]uint8, a.BatchSize)}}
+}
+
+type arrayIter struct {
+	a     *Arrays
+	ctx   context.Context
+	order []int
+	pos   int
+	buf   Batch
+	err   error
+}
+
+func (it *arrayIter) Next() (Batch, bool) {
+	if it.pos >= len(it.order) {
+		return Batch{}, false
+	}
+	if err := it.ctx.Err(); err != nil {
+		it.err = err
+		return Batch{}, false
+	}
+	n := min(it.a.BatchSize, len(it.order)-it.pos)
+	sz := it.a.ImageSize
+	for k, idx := range it.order[it.pos : it.pos+n] {
+		copy(it.buf.Images[k*sz:(k+1)*sz], it.a.Images[idx*sz:(idx+1)*sz])
+		it.buf.Labels[k] = it.a.Labels[idx]
+	}
+	it.pos += n
+	return Batch{Images: it.buf.Images[:n*sz], Labels: it.buf.Labels[:n], N: n}, true
+}
+
+func (it *arrayIter) Err() error { return it.err }
+func (it *arrayIter) Close()     {}
+
+// EpochLogs are the per-epoch figures Keras's History records.
+type EpochLogs struct {
+	Epoch       int // 1-based, as Keras prints it
+	Loss        float64
+	Accuracy    float64
+	ValLoss     float64
+	ValAccuracy float64
+	HasVal      bool
+	Steps       int
+	Images      int
+	Seconds     float64
+}
+
+// Progress receives Fit's progress, as Keras's ProgbarLogger does.
+type Progress interface {
+	BeginEpoch(epoch, epochs, steps int)
+	Step(step int, logs EpochLogs)
+	EndEpoch(logs EpochLogs)
+}
+
+// FitOptions are Keras fit's arguments.
+type FitOptions struct {
+	BatchSize int
+	Epochs    int
+	// StepsPerEpoch caps an epoch's steps (0: a full pass, the last partial
+	// batch kept).
+	StepsPerEpoch int
+	// Seed seeds the dropout masks (with the global step).
+	Seed int64
+	// Validation, when set, is evaluated after every epoch.
+	Validation *Arrays
+	Progress   Progress
+	// OnEpochEnd runs after each epoch (checkpoints, logs); an error stops
+	// training.
+	OnEpochEnd func(EpochLogs) error
+}
+
+// StepsPerEpoch is the number of batches an epoch of n samples takes.
+func StepsPerEpoch(n, batch, capSteps int) int {
+	steps := (n + batch - 1) / batch
+	if capSteps > 0 && capSteps < steps {
+		steps = capSteps
+	}
+	return steps
+}
+
+// Fit trains the model, continuing from the optimiser's iteration count:
+// a model restored from a checkpoint taken mid-epoch resumes at the very
+// next batch of that epoch, with the same order and dropout masks. It stops
+// after the current step when ctx is cancelled and returns ctx.Err().
+func (m *Model) Fit(ctx context.Context, data TrainData, o FitOptions) ([]EpochLogs, error) {
+	if o.BatchSize < 1 || o.Epochs < 1 {
+		return nil, fmt.Errorf("fit: batch size %d and epochs %d must be positive", o.BatchSize, o.Epochs)
+	}
+	steps := StepsPerEpoch(data.Len(), o.BatchSize, o.StepsPerEpoch)
+	if steps == 0 {
+		return nil, fmt.Errorf("fit: no training samples")
+	}
+	it0, err := m.Iterations()
+	if err != nil {
+		return nil, err
+	}
+	startEpoch, skip := int(it0)/steps, int(it0)%steps
+	var history []EpochLogs
+	for epoch := startEpoch; epoch < o.Epochs; epoch++ {
+		t0 := time.Now()
+		logs, err := m.fitEpoch(ctx, data, o, epoch, steps, skip)
+		skip = 0
+		if err != nil {
+			return history, err
+		}
+		if o.Validation != nil && o.Validation.Len() > 0 {
+			if logs.ValLoss, logs.ValAccuracy, err = m.Evaluate(ctx, o.Validation); err != nil {
+				return history, err
+			}
+			logs.HasVal = true
+		}
+		logs.Seconds = time.Since(t0).Seconds()
+		if err := m.SetEpoch(int64(epoch + 1)); err != nil {
+			return history, err
+		}
+		if o.Progress != nil {
+			o.Progress.EndEpoch(logs)
+		}
+		history = append(history, logs)
+		if o.OnEpochEnd != nil {
+			if err := o.OnEpochEnd(logs); err != nil {
+				return history, err
+			}
+		}
+	}
+	return history, nil
+}
+
+func (m *Model) fitEpoch(ctx context.Context, data TrainData, o FitOptions, epoch, steps, skip int) (EpochLogs, error) {
+	logs := EpochLogs{Epoch: epoch + 1, Steps: steps}
+	if o.Progress != nil {
+		o.Progress.BeginEpoch(epoch+1, o.Epochs, steps)
+	}
+	it := data.Epoch(ctx, epoch, skip)
+	defer it.Close()
+	var lossSum float64
+	var correct int
+	for step := skip; step < steps; step++ {
+		if err := ctx.Err(); err != nil {
+			return logs, err
+		}
+		b, ok := it.Next()
+		if !ok {
+			if err := it.Err(); err != nil {
+				return logs, err
+			}
+			return logs, fmt.Errorf("fit: epoch %d ended after %d of %d batches", epoch+1, step, steps)
+		}
+		r, err := m.TrainStep(b.Images, b.Labels, b.N, o.Seed, int64(epoch*steps+step))
+		if err != nil {
+			return logs, fmt.Errorf("epoch %d step %d: %w", epoch+1, step+1, err)
+		}
+		lossSum += r.Loss * float64(r.N)
+		correct += r.Correct
+		logs.Images += r.N
+		logs.Loss = lossSum / float64(logs.Images)
+		logs.Accuracy = float64(correct) / float64(logs.Images)
+		if o.Progress != nil {
+			o.Progress.Step(step+1, logs)
+		}
+	}
+	return logs, nil
+}
+
+// Evaluate returns the mean loss and accuracy over data, in batches of
+// data.BatchSize, in order, without dropout (Keras's evaluate).
+func (m *Model) Evaluate(ctx context.Context, data *Arrays) (loss, accuracy float64, err error) {
+	n := data.Len()
+	if n == 0 {
+		return 0, 0, fmt.Errorf("evaluate: no samples")
+	}
+	sz := data.ImageSize
+	var lossSum float64
+	var correct int
+	for lo := 0; lo < n; lo += data.BatchSize {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		hi := min(lo+data.BatchSize, n)
+		r, err := m.TestStep(data.Images[lo*sz:hi*sz], data.Labels[lo:hi], hi-lo)
+		if err != nil {
+			return 0, 0, err
+		}
+		lossSum += r.Loss * float64(r.N)
+		correct += r.Correct
+	}
+	return lossSum / float64(n), float64(correct) / float64(n), nil
+}
+
+// Predict returns the model output for n images (n×classes, row-major), in
+// batches of batchSize.
+func (m *Model) Predict(ctx context.Context, images []uint8, n, batchSize int) ([]float32, error) {
+	sz := m.Seq.Input.Size()
+	var out []float32
+	for lo := 0; lo < n; lo += batchSize {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hi := min(lo+batchSize, n)
+		p, err := m.PredictBatch(images[lo*sz:hi*sz], hi-lo)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p...)
+	}
+	return out, nil
+}

@@ -1,0 +1,124 @@
+package graph
+
+import (
+	"fmt"
+
+	tf "github.com/wamuir/graft/tensorflow"
+)
+
+// StepResult is what one batch yields: the mean loss and the number of
+// correctly classified images.
+type StepResult struct {
+	Loss    float64
+	Correct int
+	N       int
+}
+
+func (m *Model) batchFeeds(images, labels []uint8, n int) (map[tf.Output]*tf.Tensor, error) {
+	in := m.Seq.Input
+	if len(images) != n*in.Size() {
+		return nil, fmt.Errorf("batch of %d images holds %d bytes, want %d", n, len(images), n*in.Size())
+	}
+	it, err := uint8Tensor(images, n, in[0], in[1], in[2])
+	if err != nil {
+		return nil, err
+	}
+	feeds := map[tf.Output]*tf.Tensor{m.images: it}
+	if labels != nil {
+		if len(labels) != n {
+			return nil, fmt.Errorf("batch of %d images has %d labels", n, len(labels))
+		}
+		l := make([]int32, n)
+		for i, v := range labels {
+			if int(v) >= m.opts.Classes {
+				return nil, fmt.Errorf("label %d at batch position %d is not below %d classes", v, i, m.opts.Classes)
+			}
+			l[i] = int32(v)
+		}
+		lt, err := tf.NewTensor(l)
+		if err != nil {
+			return nil, err
+		}
+		feeds[m.labels] = lt
+	}
+	return feeds, nil
+}
+
+// TrainStep runs one optimiser step on a uint8 NHWC batch of n images. The
+// dropout masks are drawn from (seed, step).
+func (m *Model) TrainStep(images, labels []uint8, n int, seed, step int64) (StepResult, error) {
+	feeds, err := m.batchFeeds(images, labels, n)
+	if err != nil {
+		return StepResult{}, err
+	}
+	st, err := tf.NewTensor([]int64{seed, step})
+	if err != nil {
+		return StepResult{}, err
+	}
+	feeds[m.dropSeed] = st
+	out, err := m.sess.Run(feeds, []tf.Output{m.loss, m.correct}, []*tf.Operation{m.trainOp})
+	if err != nil {
+		return StepResult{}, fmt.Errorf("train step: %s", firstLine(err))
+	}
+	return StepResult{Loss: scalarFloat(out[0]), Correct: int(out[1].Value().(int32)), N: n}, nil
+}
+
+// TestStep computes loss and correct predictions without dropout or update.
+func (m *Model) TestStep(images, labels []uint8, n int) (StepResult, error) {
+	feeds, err := m.batchFeeds(images, labels, n)
+	if err != nil {
+		return StepResult{}, err
+	}
+	out, err := m.sess.Run(feeds, []tf.Output{m.evalLoss, m.evalCorrect}, nil)
+	if err != nil {
+		return StepResult{}, fmt.Errorf("test step: %s", firstLine(err))
+	}
+	return StepResult{Loss: scalarFloat(out[0]), Correct: int(out[1].Value().(int32)), N: n}, nil
+}
+
+// PredictBatch returns the model output (class probabilities after a final
+// softmax) for n images, row-major n×classes.
+func (m *Model) PredictBatch(images []uint8, n int) ([]float32, error) {
+	feeds, err := m.batchFeeds(images, nil, n)
+	if err != nil {
+		return nil, err
+	}
+	out, err := m.sess.Run(feeds, []tf.Output{m.evalProbs}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("predict: %s", firstLine(err))
+	}
+	a, err := toArray(out[0])
+	return a.Data, err
+}
+
+// Probe runs the training path once on a batch, without updating anything,
+// and returns the logits, the loss and the gradient of every weight (in
+// Weights order). Parity tests compare these with Keras.
+func (m *Model) Probe(images, labels []uint8, n int, seed, step int64) (logits Array, loss float64, grads []Array, err error) {
+	feeds, err := m.batchFeeds(images, labels, n)
+	if err != nil {
+		return Array{}, 0, nil, err
+	}
+	st, err := tf.NewTensor([]int64{seed, step})
+	if err != nil {
+		return Array{}, 0, nil, err
+	}
+	feeds[m.dropSeed] = st
+	fetch := append([]tf.Output{m.logits, m.loss}, m.grads...)
+	out, err := m.sess.Run(feeds, fetch, nil)
+	if err != nil {
+		return Array{}, 0, nil, fmt.Errorf("probe: %s", firstLine(err))
+	}
+	if logits, err = toArray(out[0]); err != nil {
+		return Array{}, 0, nil, err
+	}
+	loss = scalarFloat(out[1])
+	for _, t := range out[2:] {
+		g, err := toArray(t)
+		if err != nil {
+			return Array{}, 0, nil, err
+		}
+		grads = append(grads, g)
+	}
+	return logits, loss, grads, nil
+}
