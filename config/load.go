@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -106,6 +107,14 @@ func strictScalars(from, to reflect.Type, data any) (any, error) {
 		return nil, fmt.Errorf("want true or false, got %v", data)
 	case (isInt(to.Kind()) || isFloat(to.Kind())) && from.Kind() == reflect.Bool:
 		return nil, fmt.Errorf("want a number, got %v", data)
+	case isInt(to.Kind()) && from.Kind() == reflect.String:
+		if _, err := strconv.ParseInt(strings.TrimSpace(reflect.ValueOf(data).String()), 0, 64); err != nil {
+			return nil, fmt.Errorf("want a whole number, got %q", data)
+		}
+	case isFloat(to.Kind()) && from.Kind() == reflect.String:
+		if _, err := strconv.ParseFloat(strings.TrimSpace(reflect.ValueOf(data).String()), 64); err != nil {
+			return nil, fmt.Errorf("want a number, got %q", data)
+		}
 	case to.Kind() == reflect.Bool && from.Kind() == reflect.String:
 		s := strings.ToLower(reflect.ValueOf(data).String())
 		if s != "true" && s != "false" {

@@ -12,16 +12,24 @@ import (
 )
 
 func main() {
+	quietTensorFlow()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := pipeline.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
-func init() {
-	// TensorFlow's C++ INFO lines (oneDNN, CPU feature guard) drown the
-	// progress output; keep warnings and errors unless the user asked.
-	if _, ok := os.LookupEnv("TF_CPP_MIN_LOG_LEVEL"); !ok {
-		os.Setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+// quietTensorFlow keeps TensorFlow's C++ INFO lines (oneDNN, CPU feature
+// guard), which libtensorflow prints while it loads, out of the progress
+// output unless the user set TF_CPP_MIN_LOG_LEVEL. The library reads the
+// variable before Go code runs, so the process re-executes itself once with
+// it set.
+func quietTensorFlow() {
+	if _, ok := os.LookupEnv("TF_CPP_MIN_LOG_LEVEL"); ok {
+		return
+	}
+	env := append(os.Environ(), "TF_CPP_MIN_LOG_LEVEL=2")
+	if exe, err := os.Executable(); err == nil {
+		_ = syscall.Exec(exe, os.Args, env) // on failure, carry on with the logs
 	}
 }
