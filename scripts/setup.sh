@@ -15,7 +15,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-DEPS="$ROOT/.deps"
+DEPS="${DEPS_DIR:-$ROOT/.deps}"
 VENV="$ROOT/.venv"
 REQ="$ROOT/scripts/requirements.txt"
 WANT_PYTHON=1
