@@ -101,3 +101,56 @@ func TestPythonReadsArtifacts(t *testing.T) {
 		t.Logf("Keras vs Go predictions on %d images: max abs diff %.3g", n, d)
 	}
 }
+
+// TestSavedModel: the exported SavedModel predicts what the Go model
+// predicts, loaded by graft's LoadSavedModel and by Python's
+// tf.saved_model.load (serving_default signature, uint8 input).
+func TestSavedModel(t *testing.T) {
+	const n = 100
+	images, labels := parityBatches(t, n)
+	m := compileSmall(t, "adam")
+	data := &Arrays{Images: images, Labels: labels, ImageSize: 3072, BatchSize: 50, Shuffle: true, Seed: 3}
+	if _, err := m.Fit(context.Background(), data, FitOptions{BatchSize: 50, Epochs: 1, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := m.Predict(context.Background(), images, n, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "saved_model")
+	if err := m.ExportSavedModel(dir); err != nil {
+		t.Fatal(err)
+	}
+	sm, err := LoadServing(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	got, err := sm.Predict(images, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(got, want); d > 1e-6 {
+		t.Errorf("Go SavedModel predicts differently: max abs diff %g", d)
+	}
+	if testing.Short() {
+		return
+	}
+	imgPath := filepath.Join(t.TempDir(), "images.u8")
+	writeRaw(t, imgPath, images)
+	out := filepath.Join(t.TempDir(), "sm.f32")
+	testenv.RunPython(t, `
+import sys, numpy as np, tensorflow as tf
+d, imgs, n, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+m = tf.saved_model.load(d)
+f = m.signatures["serving_default"]
+x = np.fromfile(imgs, dtype=np.uint8).reshape(n, 32, 32, 3)
+f(images=tf.constant(x))["probabilities"].numpy().astype("<f4").tofile(out)
+`, dir, imgPath, strconv.Itoa(n), out)
+	py := readF32(t, out, len(want))
+	if d := maxAbsDiff(py, want); d > 1e-5 {
+		t.Errorf("Python tf.saved_model.load predicts differently: max abs diff %g > 1e-5", d)
+	} else {
+		t.Logf("Python SavedModel vs Go: max abs diff %.3g", d)
+	}
+}

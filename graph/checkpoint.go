@@ -20,7 +20,7 @@ type checkpointOps struct {
 	save   *tf.Operation
 	// Single-tensor restores, one per dtype, with the name fed at run time,
 	// so that a missing or mis-shaped variable is reported by name.
-	restoreName                 tf.Output
+	restoreName                tf.Output
 	restoreFloat, restoreInt64 tf.Output
 }
 

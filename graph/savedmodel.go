@@ -1,0 +1,244 @@
+package graph
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	tf "github.com/wamuir/graft/tensorflow"
+	graphpb "github.com/wamuir/graft/tensorflow/core/framework/graph_go_proto"
+	tensorshapepb "github.com/wamuir/graft/tensorflow/core/framework/tensor_shape_go_proto"
+	typespb "github.com/wamuir/graft/tensorflow/core/framework/types_go_proto"
+	variablepb "github.com/wamuir/graft/tensorflow/core/framework/variable_go_proto"
+	corepb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
+	"github.com/wamuir/graft/tensorflow/op"
+	"google.golang.org/protobuf/proto"
+)
+
+// SavedModel names: the signature's input and output keys.
+const (
+	ServingInput  = "images"
+	ServingOutput = "probabilities"
+)
+
+// ExportSavedModel writes a TensorFlow SavedModel of the inference path to
+// dir: saved_model.pb (one MetaGraphDef tagged "serve", with a
+// serving_default signature mapping uint8 NHWC images to class
+// probabilities, a SaverDef and the variables collection) and
+// variables/variables.{index,data-00000-of-00001}. It loads with
+// tf.saved_model.load in Python and tf.LoadSavedModel in Go. The directory
+// is assembled beside dir and renamed into place.
+func (m *Model) ExportSavedModel(dir string) error {
+	parent := filepath.Dir(filepath.Clean(dir))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("export SavedModel %s: %w", dir, err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("export SavedModel %s: %w", dir, err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Mkdir(filepath.Join(tmp, "variables"), 0o755); err != nil {
+		return err
+	}
+	if err := m.Save(filepath.Join(tmp, "variables", "variables")); err != nil {
+		return err
+	}
+	meta, err := m.servingMetaGraph()
+	if err != nil {
+		return fmt.Errorf("export SavedModel %s: %w", dir, err)
+	}
+	b, err := proto.Marshal(&corepb.SavedModel{SavedModelSchemaVersion: 1, MetaGraphs: []*corepb.MetaGraphDef{meta}})
+	if err != nil {
+		return fmt.Errorf("export SavedModel %s: %w", dir, err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "saved_model.pb"), b, 0o644); err != nil {
+		return fmt.Errorf("export SavedModel %s: %w", dir, err)
+	}
+	old := ""
+	if _, err := os.Stat(dir); err == nil {
+		old = fmt.Sprintf("%s.old-%d", dir, time.Now().UnixNano())
+		if err := os.Rename(dir, old); err != nil {
+			return fmt.Errorf("export SavedModel %s: %w", dir, err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if old != "" {
+			os.Rename(old, dir)
+		}
+		return fmt.Errorf("export SavedModel %s: %w", dir, err)
+	}
+	if old != "" {
+		os.RemoveAll(old)
+	}
+	return nil
+}
+
+// servingMetaGraph builds the inference graph (no optimiser, no dropout) on
+// variables named as in the training checkpoint, with V2 save/restore ops.
+func (m *Model) servingMetaGraph() (*corepb.MetaGraphDef, error) {
+	s := op.NewScope()
+	in := m.Seq.Input
+	images := op.Placeholder(s.SubScope(ServingInput), tf.Uint8, op.PlaceholderShape(tf.MakeShape(-1, int64(in[0]), int64(in[1]), int64(in[2]))))
+	vars := map[*Layer][]tf.Output{}
+	var handles, reads []tf.Output
+	var names []string
+	var varDefs [][]byte
+	for _, l := range m.Seq.Layers {
+		for _, p := range l.Params {
+			name := l.Name + "/" + p.Name
+			vs := s.SubScope(l.Name).SubScope(p.Name)
+			h := op.VarHandleOp(vs, tf.Float, tf.MakeShape(shape64(p.Shape)...), op.VarHandleOpSharedName(name))
+			read := op.ReadVariableOp(vs.SubScope("Read"), h, tf.Float)
+			zero := op.Fill(vs.SubScope("Initial"), op.Const(vs.SubScope("shape"), shape64(p.Shape)), op.Const(vs.SubScope("zero"), float32(0)))
+			init := op.AssignVariableOp(vs.SubScope("Assign"), h, zero)
+			vars[l] = append(vars[l], read)
+			handles = append(handles, h)
+			reads = append(reads, read)
+			names = append(names, name)
+			vd, err := proto.Marshal(&variablepb.VariableDef{
+				VariableName: h.Op.Name() + ":0", InitialValueName: zero.Op.Name() + ":0", InitializerName: init.Name(),
+				SnapshotName: read.Op.Name() + ":0", IsResource: true, Trainable: true,
+			})
+			if err != nil {
+				return nil, err
+			}
+			varDefs = append(varDefs, vd)
+		}
+	}
+	x := op.Cast(s.SubScope("Cast"), images, tf.Float)
+	if m.opts.Normalize {
+		x = op.RealDiv(s.SubScope("RealDiv"), x, op.Const(s.SubScope("255"), float32(255)))
+	}
+	_, out := m.forward(s.SubScope("model"), x, vars, false)
+	probs := op.Identity(s.SubScope(ServingOutput), out)
+
+	// V2 saver ops, as tf.compat.v1.train.Saver lays them out.
+	ss := s.SubScope("save")
+	filename := op.PlaceholderWithDefault(ss.SubScope("Const"), op.Const(ss.SubScope("default"), "model"), tf.ScalarShape())
+	slices := make([]string, len(names))
+	saveOp := op.SaveV2(ss.SubScope("SaveV2"), filename, op.Const(ss.SubScope("names"), names), op.Const(ss.SubScope("slices"), slices), reads)
+	saved := op.Identity(ss.SubScope("control_dependency").WithControlDependencies(saveOp), filename)
+	dtypes := make([]tf.DataType, len(names))
+	for i := range dtypes {
+		dtypes[i] = tf.Float
+	}
+	restored := op.RestoreV2(ss.SubScope("RestoreV2"), filename, op.Const(ss.SubScope("rnames"), names), op.Const(ss.SubScope("rslices"), slices), dtypes)
+	var assigns []*tf.Operation
+	for i, h := range handles {
+		assigns = append(assigns, op.AssignVariableOp(ss.SubScope("Assign"), h, restored[i]))
+	}
+	restoreAll := op.NoOp(ss.SubScope("restore_all").WithControlDependencies(assigns...))
+	g, err := s.Finalize()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := g.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	gd := &graphpb.GraphDef{}
+	if err := proto.Unmarshal(buf.Bytes(), gd); err != nil {
+		return nil, err
+	}
+	dims := []*tensorshapepb.TensorShapeProto_Dim{{Size: -1}, {Size: int64(in[0])}, {Size: int64(in[1])}, {Size: int64(in[2])}}
+	collection := &corepb.CollectionDef{Kind: &corepb.CollectionDef_BytesList_{BytesList: &corepb.CollectionDef_BytesList{Value: varDefs}}}
+	return &corepb.MetaGraphDef{
+		MetaInfoDef: &corepb.MetaGraphDef_MetaInfoDef{Tags: []string{"serve"}, TensorflowVersion: tf.Version()},
+		GraphDef:    gd,
+		SaverDef: &corepb.SaverDef{
+			FilenameTensorName: filename.Op.Name() + ":0", SaveTensorName: saved.Op.Name() + ":0",
+			RestoreOpName: restoreAll.Name(), MaxToKeep: 5, Sharded: false, KeepCheckpointEveryNHours: 10000,
+			Version: corepb.SaverDef_V2,
+		},
+		CollectionDef: map[string]*corepb.CollectionDef{"variables": collection, "trainable_variables": collection},
+		SignatureDef: map[string]*corepb.SignatureDef{"serving_default": {
+			Inputs: map[string]*corepb.TensorInfo{ServingInput: {
+				Encoding: &corepb.TensorInfo_Name{Name: images.Op.Name() + ":0"}, Dtype: typespb.DataType_DT_UINT8,
+				TensorShape: &tensorshapepb.TensorShapeProto{Dim: dims}}},
+			Outputs: map[string]*corepb.TensorInfo{ServingOutput: {
+				Encoding: &corepb.TensorInfo_Name{Name: probs.Op.Name() + ":0"}, Dtype: typespb.DataType_DT_FLOAT,
+				TensorShape: &tensorshapepb.TensorShapeProto{Dim: []*tensorshapepb.TensorShapeProto_Dim{{Size: -1}, {Size: int64(m.opts.Classes)}}}}},
+			MethodName: "tensorflow/serving/predict",
+		}},
+	}, nil
+}
+
+// Serving is a SavedModel loaded for prediction.
+type Serving struct {
+	sm          *tf.SavedModel
+	input, prob tf.Output
+	shape       []int
+}
+
+// LoadServing loads a SavedModel exported by ExportSavedModel (or any with
+// a serving_default signature taking uint8 NHWC images).
+func LoadServing(dir string) (*Serving, error) {
+	sm, err := tf.LoadSavedModel(dir, []string{"serve"}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("load SavedModel %s: %s", dir, firstLine(err))
+	}
+	sig, ok := sm.Signatures["serving_default"]
+	if !ok {
+		sm.Session.Close()
+		return nil, fmt.Errorf("load SavedModel %s: no serving_default signature", dir)
+	}
+	inInfo, ok1 := sig.Inputs[ServingInput]
+	outInfo, ok2 := sig.Outputs[ServingOutput]
+	if !ok1 || !ok2 {
+		sm.Session.Close()
+		return nil, fmt.Errorf("load SavedModel %s: serving_default lacks %s -> %s", dir, ServingInput, ServingOutput)
+	}
+	s := &Serving{sm: sm}
+	dims, err := inInfo.Shape.ToSlice()
+	if err != nil || len(dims) != 4 {
+		sm.Session.Close()
+		return nil, fmt.Errorf("load SavedModel %s: input %s must be NHWC images", dir, ServingInput)
+	}
+	for _, d := range dims {
+		s.shape = append(s.shape, int(d))
+	}
+	if s.input, err = outputByName(sm.Graph, inInfo.Name); err != nil {
+		return nil, err
+	}
+	if s.prob, err = outputByName(sm.Graph, outInfo.Name); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func outputByName(g *tf.Graph, name string) (tf.Output, error) {
+	opName, idx := name, 0
+	if i := bytes.LastIndexByte([]byte(name), ':'); i >= 0 {
+		opName = name[:i]
+		fmt.Sscan(name[i+1:], &idx)
+	}
+	o := g.Operation(opName)
+	if o == nil {
+		return tf.Output{}, fmt.Errorf("SavedModel graph has no tensor %s", name)
+	}
+	return o.Output(idx), nil
+}
+
+// InputShape is the image shape (height, width, channels) the model takes.
+func (s *Serving) InputShape() []int { return s.shape[1:] }
+
+// Predict returns class probabilities for n uint8 NHWC images.
+func (s *Serving) Predict(images []uint8, n int) ([]float32, error) {
+	sh := s.InputShape()
+	t, err := uint8Tensor(images, n, sh[0], sh[1], sh[2])
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.sm.Session.Run(map[tf.Output]*tf.Tensor{s.input: t}, []tf.Output{s.prob}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("predict: %s", firstLine(err))
+	}
+	a, err := toArray(out[0])
+	return a.Data, err
+}
+
+// Close releases the session.
+func (s *Serving) Close() error { return s.sm.Session.Close() }
