@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -158,12 +159,7 @@ func (c CheckpointManager) List() ([]int, error) {
 			}
 		}
 	}
-	// ReadDir sorts by name; sort numerically.
-	for i := 1; i < len(ns); i++ {
-		for j := i; j > 0 && ns[j] < ns[j-1]; j-- {
-			ns[j], ns[j-1] = ns[j-1], ns[j]
-		}
-	}
+	slices.Sort(ns) // ReadDir sorts by name, not number
 	return ns, nil
 }
 
@@ -181,6 +177,12 @@ func (c CheckpointManager) Latest() (string, error) {
 func (c CheckpointManager) Save(m *Model, n int) (string, error) {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return "", fmt.Errorf("checkpoint dir %s: %w", c.Dir, err)
+	}
+	// A process killed mid-save leaves temporary files; they were never a
+	// checkpoint, so they go.
+	stale, _ := filepath.Glob(filepath.Join(c.Dir, ".tmp-ckpt-*"))
+	for _, f := range stale {
+		os.Remove(f)
 	}
 	prefix := filepath.Join(c.Dir, fmt.Sprintf("ckpt-%d", n))
 	if err := m.Save(prefix); err != nil {
