@@ -99,15 +99,15 @@ func (it *arrayIter) Close()     {}
 
 // EpochLogs are the per-epoch figures Keras's History records.
 type EpochLogs struct {
-	Epoch       int // 1-based, as Keras prints it
-	Loss        float64
-	Accuracy    float64
-	ValLoss     float64
-	ValAccuracy float64
-	HasVal      bool
-	Steps       int
-	Images      int
-	Seconds     float64
+	Epoch       int     `json:"epoch"` // 1-based, as Keras prints it
+	Loss        float64 `json:"loss"`
+	Accuracy    float64 `json:"accuracy"`
+	ValLoss     float64 `json:"val_loss,omitempty"`
+	ValAccuracy float64 `json:"val_accuracy,omitempty"`
+	HasVal      bool    `json:"has_val"`
+	Steps       int     `json:"steps"`
+	Images      int     `json:"images"`
+	Seconds     float64 `json:"seconds"`
 }
 
 // Progress receives Fit's progress, as Keras's ProgbarLogger does.

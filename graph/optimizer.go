@@ -17,8 +17,15 @@ import (
 //   - sgd: var −= lr·g, or Keras's momentum form m = μm − lr·g, var += m
 //     (ResourceApplyKerasMomentum, nesterov as Keras);
 //   - adam: m += (g−m)(1−β1), v += (g²−v)(1−β2),
-//     var −= lr·√(1−β2^t)/(1−β1^t)·m/(√v+ε) with t = iterations+1
-//     (ResourceApplyAdam computes that same lr_t).
+//     var −= (m·α)/(√v+ε), α = lr·√(1−β2^t)/(1−β1^t), t = iterations+1.
+//     Built from single ops, not ResourceApplyAdam: the fused kernel forms
+//     1−β in float32 (T(1)−beta2 = 1−0.999f = 0.00099998713), while Keras
+//     forms it in float64 and rounds once (0.001f); no float32 β input can
+//     give 1−β = 0.001f (1−β is a multiple of 2⁻²⁴ for β ∈ [½, 1)). That
+//     1.3e-5 relative change in v's gain moves weights by ~4e-8 after 3
+//     steps on fixed gradients, yet enough to flip a near-tied max-pool or
+//     ReLU in a deep net and move its conv kernels by 1e-4. Each op below
+//     is the float32 op Keras runs, in Keras's order.
 //
 // Slot names follow Keras 3: <optimizer>/<layer>_<weight>_<slot>.
 func (m *Model) buildOptimizer(s *op.Scope) error {
@@ -56,11 +63,7 @@ func (m *Model) buildOptimizer(s *op.Scope) error {
 					f(o.Momentum), op.ResourceApplyKerasMomentumUseNesterov(o.Nesterov)))
 			}
 		case "adam":
-			mm, vv := slot(w, "momentum"), slot(w, "velocity")
-			b1p := op.Pow(s.SubScope("Pow"), f(o.Beta1), step)
-			b2p := op.Pow(s.SubScope("Pow"), f(o.Beta2), step)
-			applies = append(applies, op.ResourceApplyAdam(s.SubScope("ResourceApplyAdam"), w.handle, mm.handle, vv.handle, b1p, b2p,
-				f(o.LearningRate), f(o.Beta1), f(o.Beta2), f(o.Epsilon), g))
+			applies = append(applies, m.adamUpdate(s.SubScope("Adam"), w, slot(w, "momentum"), slot(w, "velocity"), g, step))
 		default:
 			return fmt.Errorf("optimizer %q: not one of rmsprop, sgd, adam", name)
 		}
@@ -68,4 +71,34 @@ func (m *Model) buildOptimizer(s *op.Scope) error {
 	inc := op.AssignAddVariableOp(s.WithControlDependencies(applies...), m.iteration.handle, op.Const(s.SubScope("Const"), int64(1)))
 	m.trainOp = op.NoOp(s.WithControlDependencies(inc))
 	return s.Err()
+}
+
+// adamUpdate adds Keras 3's Adam.update_step (amsgrad off) for one weight w
+// with slots mm (first moment) and vv (second moment), gradient g and
+// float32 step t = iterations+1, and returns the op that completes it.
+// Constants are rounded to float32 once from float64, as Keras's Python
+// floats are, and every read of a slot is ordered after its update.
+func (m *Model) adamUpdate(s *op.Scope, w, mm, vv *Variable, g, step tf.Output) *tf.Operation {
+	o := m.opts.Optimizer
+	f := func(x float64) tf.Output { return op.Const(s.SubScope("Const"), float32(x)) }
+	one := f(1)
+	b1p := op.Pow(s.SubScope("Pow"), f(o.Beta1), step)
+	b2p := op.Pow(s.SubScope("Pow"), f(o.Beta2), step)
+	// alpha = lr * sqrt(1 - beta_2_power) / (1 - beta_1_power), in float32.
+	alpha := op.RealDiv(s.SubScope("alpha"),
+		op.Mul(s.SubScope("Mul"), f(o.LearningRate), op.Sqrt(s.SubScope("Sqrt"), op.Sub(s.SubScope("Sub"), one, b2p))),
+		op.Sub(s.SubScope("Sub"), one, b1p))
+	// slot += (x - slot) * (1 - beta), then read the updated slot.
+	moment := func(name string, v *Variable, x tf.Output, oneMinusBeta float64) tf.Output {
+		ss := s.SubScope(name)
+		old := op.ReadVariableOp(ss.SubScope("ReadVariableOp"), v.handle, tf.Float)
+		inc := op.Mul(ss.SubScope("Mul"), op.Sub(ss.SubScope("Sub"), x, old), f(oneMinusBeta))
+		add := op.AssignAddVariableOp(ss.SubScope("AssignAddVariableOp"), v.handle, inc)
+		return op.ReadVariableOp(ss.SubScope("updated").WithControlDependencies(add), v.handle, tf.Float)
+	}
+	mNew := moment("momentum", mm, g, 1-o.Beta1)
+	vNew := moment("velocity", vv, op.Square(s.SubScope("Square"), g), 1-o.Beta2)
+	upd := op.RealDiv(s.SubScope("RealDiv"), op.Mul(s.SubScope("Mul"), mNew, alpha),
+		op.AddV2(s.SubScope("AddV2"), op.Sqrt(s.SubScope("Sqrt"), vNew), f(o.Epsilon)))
+	return op.AssignSubVariableOp(s.SubScope("AssignSubVariableOp"), w.handle, upd)
 }
