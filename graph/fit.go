@@ -3,8 +3,9 @@ package graph
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
+
+	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 )
 
 // Batch is a uint8 NHWC batch of N images with their labels.
@@ -39,7 +40,8 @@ type Arrays struct {
 	ImageSize int // bytes per image (H·W·C)
 	BatchSize int
 	// Shuffle permutes the samples every epoch (Keras: shuffle=True), from
-	// (Seed, epoch) alone, so a resumed run repeats the order.
+	// (Seed, epoch) alone (dataset.EpochOrder), so a resumed run repeats
+	// the order.
 	Shuffle bool
 	Seed    int64
 }
@@ -47,23 +49,9 @@ type Arrays struct {
 // Len is the number of samples.
 func (a *Arrays) Len() int { return len(a.Labels) }
 
-// EpochOrder is the sample order of an epoch: a full permutation drawn from
-// (seed, epoch), or the identity when shuffle is false.
-func EpochOrder(n int, seed int64, epoch int, shuffle bool) []int {
-	order := make([]int, n)
-	for i := range order {
-		order[i] = i
-	}
-	if shuffle {
-		rng := rand.New(rand.NewPCG(uint64(seed), uint64(epoch)+0x5368756666)) // "Shuff"
-		rng.Shuffle(n, func(i, j int) { order[i], order[j] = order[j], order[i] })
-	}
-	return order
-}
-
 // Epoch implements TrainData.
 func (a *Arrays) Epoch(ctx context.Context, epoch, skip int) BatchIterator {
-	return &arrayIter{a: a, ctx: ctx, order: EpochOrder(a.Len(), a.Seed, epoch, a.Shuffle), pos: skip * a.BatchSize,
+	return &arrayIter{a: a, ctx: ctx, order: dataset.EpochOrder(a.Len(), a.Seed, epoch, a.Shuffle), pos: skip * a.BatchSize,
 		buf: Batch{Images: make([]uint8, a.BatchSize*a.ImageSize), Labels: make([]uint8, a.BatchSize)}}
 }
 

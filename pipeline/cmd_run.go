@@ -1,14 +1,14 @@
 package pipeline
 
 import (
-	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 )
 
-func newRunCommand() *cobra.Command {
+func newRunCommand(started time.Time) *cobra.Command {
 	var cf configFlags
 	var resume bool
 	cmd := &cobra.Command{
@@ -20,9 +20,9 @@ func newRunCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "config %s: valid (%d layers, optimizer %s, %d epochs, batch %d)\n",
-				cf.path, len(cfg.Model.Layers), cfg.Train.Optimizer.Name, cfg.Train.Epochs, cfg.Train.BatchSize)
-			return fmt.Errorf("run: stages load/fit/evaluate are not implemented yet (issues #3, #4)")
+			job := &Job{Cfg: cfg, ConfigPath: cf.path, Resume: resume, Started: started, Out: cmd.OutOrStdout(), Log: cmd.ErrOrStderr()}
+			_, err = job.Run(cmd.Context())
+			return err
 		},
 	}
 	cf.register(cmd)

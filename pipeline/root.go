@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -15,7 +16,7 @@ import (
 // Main runs the command line args and returns the process exit code. ctx is
 // cancelled on Ctrl-C; long stages stop cleanly at their next step.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := NewRootCommand(stdout, stderr)
+	root := NewRootCommand(stdout, stderr, time.Now())
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		if errors.Is(err, context.Canceled) {
@@ -29,7 +30,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // NewRootCommand builds the command tree.
-func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
+// started is the process start, from which time-to-first-step is measured.
+func NewRootCommand(stdout, stderr io.Writer, started time.Time) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "pipeline",
 		Short:         "Train and serve CIFAR-10 classifiers on TensorFlow, the Keras notebook way",
@@ -39,7 +41,7 @@ func NewRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(
-		newRunCommand(),
+		newRunCommand(started),
 		newVersionCommand(),
 		newSummaryCommand(),
 		newDataCommand(),
