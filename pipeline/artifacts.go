@@ -4,27 +4,78 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
+	"time"
+
+	"gopkg.in/yaml.v3"
 
 	tf "github.com/wamuir/graft/tensorflow"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
+	"github.com/cifar-pipeline/cifar-pipeline/report"
+	"github.com/cifar-pipeline/cifar-pipeline/tfevents"
 )
 
-// artifacts writes a run's files under its output dir, each atomically.
+// artifacts writes a run's files under its output dir, each atomically
+// (TensorBoard event files excepted: they are appended live, as TensorBoard
+// reads them).
 type artifacts struct {
 	dir string
 	cfg config.Config
+	tb  *tfevents.EpochLogger
 }
 
-// epochEnd refreshes the per-epoch files (history) after every epoch, so an
-// interrupted run still leaves a complete history of its finished epochs.
-func (a *artifacts) epochEnd(history []graph.EpochLogs, _ graph.EpochLogs) error {
-	return nil
+// reportHistory converts fit's logs to Keras's History numbering (0-based
+// epochs) and float32 values, as Keras logs them.
+func reportHistory(h []graph.EpochLogs, lr float64) report.History {
+	f := func(x float64) float64 { return float64(float32(x)) }
+	out := make(report.History, len(h))
+	for i, e := range h {
+		out[i] = report.Epoch{Epoch: e.Epoch - 1, Loss: f(e.Loss), Accuracy: f(e.Accuracy), ValLoss: f(e.ValLoss),
+			ValAccuracy: f(e.ValAccuracy), HasVal: e.HasVal, Seconds: e.Seconds, LearningRate: lr}
+		if e.Seconds > 0 {
+			out[i].ImagesPerSec = float64(e.Images) / e.Seconds
+		}
+	}
+	return out
+}
+
+// epochEnd refreshes history.csv and the TensorBoard scalars after every
+// epoch, so an interrupted run still leaves the history of its finished
+// epochs.
+func (a *artifacts) epochEnd(history []graph.EpochLogs, l graph.EpochLogs) error {
+	h := reportHistory(history, a.cfg.Train.Optimizer.LearningRate)
+	if err := report.WriteHistoryCSV(filepath.Join(a.dir, "history.csv"), h); err != nil {
+		return err
+	}
+	if !a.cfg.Output.TensorBoard {
+		return nil
+	}
+	if a.tb == nil {
+		tb, err := tfevents.NewEpochLogger(filepath.Join(a.dir, "logs"))
+		if err != nil {
+			return err
+		}
+		a.tb = tb
+	}
+	e := h[len(h)-1]
+	logs := map[string]float64{"loss": e.Loss, "accuracy": e.Accuracy, "learning_rate": e.LearningRate, "images_per_second": e.ImagesPerSec}
+	if e.HasVal {
+		logs["val_loss"], logs["val_accuracy"] = e.ValLoss, e.ValAccuracy
+	}
+	return a.tb.LogEpoch(int64(e.Epoch), logs)
+}
+
+func (a *artifacts) close() {
+	if a.tb != nil {
+		a.tb.Close()
+	}
 }
 
 // runSummary is run.json: the figures of a run that scripts (the benchmark)
@@ -100,6 +151,9 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, seq *graph.Sequen
 			return err
 		}
 	}
+	if err := a.evaluation(ctx, m, seq, set, res); err != nil {
+		return err
+	}
 	ips, secs := trainingThroughput(res.History)
 	s := runSummary{
 		Name: a.cfg.Name, Params: res.Params, TensorFlow: tf.Version(), Device: m.Device(), DataSource: set.Source,
@@ -117,6 +171,76 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, seq *graph.Sequen
 	if err := graph.WriteFileAtomic(filepath.Join(a.dir, "run.json"), b); err != nil {
 		return err
 	}
-	fmt.Printf("artifacts: %s\n", a.dir)
+	return nil
+}
+
+// evaluation classifies the test set and writes metrics.json, the plots,
+// classes.txt and MODEL_CARD.md, and prints the per-class table.
+func (a *artifacts) evaluation(ctx context.Context, m *graph.Model, seq *graph.Sequential, set *dataset.Set, res *Result) error {
+	n := set.Test.Len()
+	probs, err := m.Predict(ctx, set.Test.Images, n, a.cfg.Train.BatchSize)
+	if err != nil {
+		return err
+	}
+	k := len(probs) / n
+	labels, preds := make([]int, n), make([]int, n)
+	for i := range n {
+		labels[i] = int(set.Test.Labels[i])
+		best := 0
+		for j, p := range probs[i*k : (i+1)*k] {
+			if p > probs[i*k+best] {
+				best = j
+			}
+		}
+		preds[i] = best
+	}
+	names := set.ClassNames
+	if len(names) != k {
+		names = nil
+		for j := range k {
+			names = append(names, fmt.Sprintf("class_%d", j))
+		}
+	}
+	metrics := report.Evaluate(labels, preds, names, res.TestLoss)
+	res.Metrics = metrics
+	if err := report.WriteMetricsJSON(filepath.Join(a.dir, "metrics.json"), metrics); err != nil {
+		return err
+	}
+	if err := graph.WriteFileAtomic(filepath.Join(a.dir, classesFile), []byte(strings.Join(names, "\n")+"\n")); err != nil {
+		return err
+	}
+	h := reportHistory(res.History, a.cfg.Train.Optimizer.LearningRate)
+	if a.cfg.Output.Plots {
+		if err := report.PlotCurves(filepath.Join(a.dir, "curves.png"), h); err != nil {
+			return err
+		}
+		if err := report.PlotConfusion(filepath.Join(a.dir, "confusion.png"), metrics); err != nil {
+			return err
+		}
+		if err := report.PlotMisclassified(filepath.Join(a.dir, "misclassified.png"), set.Test.Images, set.Test.H, set.Test.W, set.Test.C, labels, preds, names, 40); err != nil {
+			return err
+		}
+	}
+	cfgYAML, err := yaml.Marshal(a.cfg)
+	if err != nil {
+		return err
+	}
+	var files []report.DataFile
+	for _, f := range slices.Sorted(maps.Keys(set.Verified)) {
+		files = append(files, report.DataFile{Name: f, MD5: set.Verified[f], Verified: true})
+	}
+	train := 0.0
+	for _, e := range res.History {
+		train += e.Seconds
+	}
+	card := report.ModelCard{
+		Model: a.cfg.Name, RunDir: a.dir, Created: time.Now(), DataSource: set.Source + " (" + set.Dir + ")", DataFiles: files,
+		TrainExamples: res.TrainN, ValExamples: res.ValN, TestExamples: n, ConfigYAML: string(cfgYAML),
+		Architecture: seq.Summary(), Params: int64(res.Params), Metrics: metrics, History: h, TrainSeconds: train,
+		TFVersion: tf.Version(),
+	}
+	if err := report.WriteModelCard(filepath.Join(a.dir, "MODEL_CARD.md"), card); err != nil {
+		return err
+	}
 	return nil
 }

@@ -1,7 +1,170 @@
 package pipeline
 
-import "github.com/spf13/cobra"
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cifar-pipeline/cifar-pipeline/dataset"
+	"github.com/cifar-pipeline/cifar-pipeline/graph"
+	"github.com/cifar-pipeline/cifar-pipeline/imagefile"
+)
+
+// classesFile in a run dir lists the class names, one per line.
+const classesFile = "classes.txt"
 
 func newPredictCommand() *cobra.Command {
-	return pendingCommand("predict", "Classify image files with a trained run", "#7")
+	var runDir string
+	var top, batch int
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "predict -m RUN_DIR FILE_OR_DIR...",
+		Short: "Classify image files (JPEG, PNG, GIF, BMP, WebP) with a trained run's SavedModel",
+		Long: "Decodes each image, converts it to RGB, centre-crops and resizes it to the model's input with " +
+			"Lanczos, and prints the top classes with probabilities. Directories are walked. A file that " +
+			"cannot be classified is reported on its own line and the rest still run; the exit code is 1 " +
+			"when any failed.",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runDir == "" {
+				return fmt.Errorf("predict: -m RUN_DIR is required (the output.dir of a finished run)")
+			}
+			sm, err := graph.LoadServing(filepath.Join(runDir, "saved_model"))
+			if err != nil {
+				return fmt.Errorf("predict: %w (is %s the output.dir of a finished run with output.saved_model: true?)", err, runDir)
+			}
+			defer sm.Close()
+			classes := readClasses(runDir)
+			files, err := imagefile.Walk(args)
+			if err != nil {
+				return fmt.Errorf("predict: %w", err)
+			}
+			p := predictor{sm: sm, classes: classes, top: top, json: asJSON, out: cmd.OutOrStdout()}
+			start := time.Now()
+			failed := p.run(files, batch)
+			el := time.Since(start)
+			fmt.Fprintf(cmd.ErrOrStderr(), "predict: %d files, %d failed, %.0f images/s\n", len(files), failed, float64(len(files)-failed)/el.Seconds())
+			if failed > 0 {
+				return fmt.Errorf("predict: %d of %d files could not be classified", failed, len(files))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&runDir, "model", "m", "", "run directory holding saved_model/ (a run's output.dir)")
+	cmd.Flags().IntVar(&top, "top", 3, "how many classes to print per image")
+	cmd.Flags().IntVar(&batch, "batch", 256, "images per TensorFlow call")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per file")
+	return cmd
+}
+
+// readClasses reads RUN_DIR/classes.txt, falling back to CIFAR-10's names.
+func readClasses(runDir string) []string {
+	if b, err := os.ReadFile(filepath.Join(runDir, classesFile)); err == nil {
+		if names := strings.Fields(string(b)); len(names) > 0 {
+			return names
+		}
+	}
+	return dataset.OfficialClassNames()
+}
+
+type predictor struct {
+	sm      *graph.Serving
+	classes []string
+	top     int
+	json    bool
+	out     io.Writer
+}
+
+type scored struct {
+	Class       string  `json:"class"`
+	Probability float64 `json:"probability"`
+}
+
+type predictLine struct {
+	File  string   `json:"file"`
+	Top   []scored `json:"top,omitempty"`
+	Error string   `json:"error,omitempty"`
+}
+
+// run classifies files in batches, printing results in file order, and
+// returns how many failed.
+func (p *predictor) run(files []string, batch int) int {
+	sh := p.sm.InputShape()
+	size := sh[0] * sh[1] * sh[2]
+	failed := 0
+	for lo := 0; lo < len(files); lo += batch {
+		chunk := files[lo:min(lo+batch, len(files))]
+		lines := make([]predictLine, len(chunk))
+		var pixels []uint8
+		var ok []int
+		for i, f := range chunk {
+			lines[i].File = f
+			img, err := imagefile.Load(f, sh[0], sh[1])
+			if err != nil {
+				lines[i].Error = err.Error()
+				continue
+			}
+			pixels = append(pixels, img...)
+			ok = append(ok, i)
+		}
+		if len(ok) > 0 {
+			probs, err := p.sm.Predict(pixels[:len(ok)*size], len(ok))
+			k := len(probs) / max(len(ok), 1)
+			for j, i := range ok {
+				if err != nil {
+					lines[i].Error = err.Error()
+					continue
+				}
+				lines[i].Top = p.topK(probs[j*k : (j+1)*k])
+			}
+		}
+		for _, l := range lines {
+			if l.Error != "" {
+				failed++
+			}
+			p.print(l)
+		}
+	}
+	return failed
+}
+
+func (p *predictor) topK(probs []float32) []scored {
+	idx := make([]int, len(probs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return probs[idx[a]] > probs[idx[b]] })
+	var out []scored
+	for _, i := range idx[:min(p.top, len(idx))] {
+		name := fmt.Sprintf("class_%d", i)
+		if i < len(p.classes) {
+			name = p.classes[i]
+		}
+		out = append(out, scored{Class: name, Probability: float64(probs[i])})
+	}
+	return out
+}
+
+func (p *predictor) print(l predictLine) {
+	if p.json {
+		b, _ := json.Marshal(l)
+		fmt.Fprintln(p.out, string(b))
+		return
+	}
+	if l.Error != "" {
+		fmt.Fprintf(p.out, "%s: error: %s\n", l.File, l.Error)
+		return
+	}
+	parts := make([]string, len(l.Top))
+	for i, s := range l.Top {
+		parts[i] = fmt.Sprintf("%s %.3f", s.Class, s.Probability)
+	}
+	fmt.Fprintf(p.out, "%s: %s\n", l.File, strings.Join(parts, ", "))
 }

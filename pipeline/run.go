@@ -15,6 +15,7 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
+	"github.com/cifar-pipeline/cifar-pipeline/report"
 )
 
 // Job is one `pipeline run`: a resolved config and where it writes.
@@ -33,6 +34,9 @@ type Result struct {
 	TestLoss float64
 	TestAcc  float64
 	Params   int
+	TrainN   int
+	ValN     int
+	Metrics  report.Metrics
 	Data     *dataset.Set
 	// Started is when the process started; FirstStep when the first
 	// training step finished.
@@ -109,6 +113,17 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	}
 	res.Params = seq.ParamCount()
 
+	ckpts := graph.CheckpointManager{Dir: filepath.Join(cfg.Output.Dir, "checkpoints"), Keep: cfg.Output.KeepCheckpoints}
+	latest := ""
+	if j.Resume {
+		if latest, err = ckpts.Latest(); err != nil {
+			return nil, err
+		}
+		if latest == "" {
+			return nil, fmt.Errorf("--resume: no checkpoint in %s: run without --resume to start fresh", ckpts.Dir)
+		}
+	}
+
 	set, err := loadData(ctx, cfg, j.Log)
 	if err != nil {
 		return nil, err
@@ -147,15 +162,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	fmt.Fprintf(j.Log, "runtime: TensorFlow %s on %s, %d cores, intra-op threads %d, inter-op threads %d, XLA %v\n",
 		tf.Version(), model.Device(), runtime.NumCPU(), cfg.Runtime.IntraOpThreads, cfg.Runtime.InterOpThreads, cfg.Runtime.XLA)
 
-	ckpts := graph.CheckpointManager{Dir: filepath.Join(cfg.Output.Dir, "checkpoints"), Keep: cfg.Output.KeepCheckpoints}
-	if j.Resume {
-		latest, err := ckpts.Latest()
-		if err != nil {
-			return nil, err
-		}
-		if latest == "" {
-			return nil, fmt.Errorf("--resume: no checkpoint in %s: run without --resume to start fresh", ckpts.Dir)
-		}
+	if latest != "" {
 		if err := model.Restore(latest); err != nil {
 			return nil, err
 		}
@@ -174,7 +181,9 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		}
 	}
 
+	res.TrainN, res.ValN = fit.Len(), lenOf(val)
 	art := &artifacts{dir: cfg.Output.Dir, cfg: cfg}
+	defer art.close()
 	saveCkpt := func() error {
 		it, err := model.Iterations()
 		if err != nil {
@@ -216,6 +225,8 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	if err := art.final(ctx, model, seq, set, res); err != nil {
 		return nil, err
 	}
+	fmt.Fprint(j.Out, res.Metrics.Table())
+	fmt.Fprintf(j.Log, "artifacts: %s\n", cfg.Output.Dir)
 	return res, nil
 }
 

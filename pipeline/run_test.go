@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/testenv"
+	"github.com/cifar-pipeline/cifar-pipeline/report"
 )
 
 func quickConfig(t *testing.T) string {
@@ -56,8 +61,109 @@ func TestRunQuick(t *testing.T) {
 			t.Errorf("artifact missing: %v", err)
 		}
 	}
-	// The final weights load back and reproduce the reported test accuracy.
-	_ = graph.CheckpointManager{}
+	t.Run("metrics agree with evaluation", func(t *testing.T) {
+		m, err := report.ReadMetricsJSON(filepath.Join(dir, "metrics.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.N != 500 || m.Accuracy != rs.TestAccuracy || m.Loss != rs.TestLoss || len(m.Confusion) != 10 {
+			t.Fatalf("metrics.json: n %d acc %v loss %v; run: acc %v loss %v", m.N, m.Accuracy, m.Loss, rs.TestAccuracy, rs.TestLoss)
+		}
+		total := 0
+		for _, row := range m.Confusion {
+			for _, c := range row {
+				total += c
+			}
+		}
+		if total != 500 {
+			t.Fatalf("confusion matrix counts %d images, want 500", total)
+		}
+	})
+	t.Run("plots are real PNGs", func(t *testing.T) {
+		for _, f := range []string{"curves.png", "confusion.png", "misclassified.png"} {
+			fh, err := os.Open(filepath.Join(dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := png.DecodeConfig(fh)
+			fh.Close()
+			if err != nil || cfg.Width < 400 || cfg.Height < 200 {
+				t.Errorf("%s: %v, %dx%d", f, err, cfg.Width, cfg.Height)
+			}
+		}
+	})
+	t.Run("history.csv and model card", func(t *testing.T) {
+		b, err := os.ReadFile(filepath.Join(dir, "history.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) != 3 || strings.TrimSpace(lines[0]) != "epoch,accuracy,loss,val_accuracy,val_loss" || !strings.HasPrefix(lines[1], "0,") {
+			t.Errorf("history.csv:\n%s", b)
+		}
+		card, err := os.ReadFile(filepath.Join(dir, "MODEL_CARD.md"))
+		if err != nil || !strings.Contains(string(card), "synthetic") || !strings.Contains(string(card), "66,122") {
+			t.Errorf("MODEL_CARD.md lacks provenance or parameter count (%v)", err)
+		}
+	})
+	t.Run("tensorboard events read back", func(t *testing.T) {
+		out := testenv.RunPython(t, `
+import sys, glob, tensorflow as tf
+tags = set()
+for f in glob.glob(sys.argv[1] + "/logs/*/events.out.tfevents.*"):
+    for e in tf.compat.v1.train.summary_iterator(f):
+        for v in e.summary.value:
+            tags.add(f"{v.tag}@{e.step}")
+print(" ".join(sorted(tags)))
+`, dir)
+		for _, want := range []string{"epoch_loss@0", "epoch_loss@1", "epoch_accuracy@1", "epoch_learning_rate@1"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("event files lack %s: %s", want, out)
+			}
+		}
+	})
+	t.Run("predict mixed directory", func(t *testing.T) {
+		imgs := t.TempDir()
+		set, err := dataset.ReadDir(filepath.Join(dir, "synthetic-data"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			img := image.NewRGBA(image.Rect(0, 0, 32, 32))
+			px := set.Test.Image(i)
+			for p := range 1024 {
+				img.Pix[4*p], img.Pix[4*p+1], img.Pix[4*p+2], img.Pix[4*p+3] = px[3*p], px[3*p+1], px[3*p+2], 255
+			}
+			var buf bytes.Buffer
+			png.Encode(&buf, img)
+			os.WriteFile(filepath.Join(imgs, fmt.Sprintf("img%d.png", i)), buf.Bytes(), 0o644)
+		}
+		os.WriteFile(filepath.Join(imgs, "notes.txt"), []byte("not an image"), 0o644)
+		os.WriteFile(filepath.Join(imgs, "broken.png"), []byte("\x89PNG\r\n\x1a\nxx"), 0o644)
+		code, out, errs := runCLI(context.Background(), "predict", "-m", dir, "--json", "--top", "2", imgs)
+		if code != 1 {
+			t.Fatalf("exit %d with bad files present, want 1\n%s\n%s", code, out, errs)
+		}
+		good, bad := 0, 0
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var l predictLine
+			if err := json.Unmarshal([]byte(line), &l); err != nil {
+				t.Fatalf("not JSON: %q", line)
+			}
+			if l.Error != "" {
+				bad++
+				continue
+			}
+			good++
+			i := int(l.File[len(l.File)-5] - '0')
+			if len(l.Top) != 2 || l.Top[0].Class != set.ClassNames[set.Test.Labels[i]] {
+				t.Errorf("%s: top %+v, true class %s", l.File, l.Top, set.ClassNames[set.Test.Labels[i]])
+			}
+		}
+		if good != 3 || bad != 2 {
+			t.Fatalf("%d classified, %d failed; want 3 and 2:\n%s", good, bad, out)
+		}
+	})
 }
 
 func TestRunResumeAfterInterrupt(t *testing.T) {
