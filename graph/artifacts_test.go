@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/cifar-pipeline/cifar-pipeline/internal/cifartest"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/testenv"
 )
 
@@ -22,7 +23,7 @@ func TestPythonReadsArtifacts(t *testing.T) {
 	}
 	testenv.Python(t)
 	const n = 100
-	images, labels := parityBatches(t, n)
+	images, labels := realTestImages(t, n)
 	m := compileSmall(t, "rmsprop")
 	data := &Arrays{Images: images, Labels: labels, ImageSize: 3072, BatchSize: 32, Shuffle: true, Seed: 3}
 	if _, err := m.Fit(context.Background(), data, FitOptions{BatchSize: 32, Epochs: 2, Seed: 3}); err != nil {
@@ -107,7 +108,7 @@ func TestPythonReadsArtifacts(t *testing.T) {
 // tf.saved_model.load (serving_default signature, uint8 input).
 func TestSavedModel(t *testing.T) {
 	const n = 100
-	images, labels := parityBatches(t, n)
+	images, labels := realTestImages(t, n)
 	m := compileSmall(t, "adam")
 	data := &Arrays{Images: images, Labels: labels, ImageSize: 3072, BatchSize: 50, Shuffle: true, Seed: 3}
 	if _, err := m.Fit(context.Background(), data, FitOptions{BatchSize: 50, Epochs: 1, Seed: 3}); err != nil {
@@ -153,4 +154,14 @@ f(images=tf.constant(x))["probabilities"].numpy().astype("<f4").tofile(out)
 	} else {
 		t.Logf("Python SavedModel vs Go: max abs diff %.3g", d)
 	}
+}
+
+// realTestImages returns the first n real CIFAR-10 test images and labels
+// (fetched once into the cache); under -short, natural-like noise instead.
+func realTestImages(t *testing.T, n int) (images, labels []uint8) {
+	if testing.Short() {
+		return parityBatches(t, n)
+	}
+	s := cifartest.Real(t).Test.Slice(0, n)
+	return s.Images, s.Labels
 }
