@@ -14,6 +14,12 @@ import (
 func main() {
 	quietTensorFlow()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// The first Ctrl-C stops training after the current step and saves a
+		// checkpoint; a second one kills the process at once.
+		<-ctx.Done()
+		stop()
+	}()
 	code := pipeline.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
