@@ -242,5 +242,7 @@ func (a *artifacts) evaluation(ctx context.Context, m *graph.Model, seq *graph.S
 	if err := report.WriteModelCard(filepath.Join(a.dir, "MODEL_CARD.md"), card); err != nil {
 		return err
 	}
-	return nil
+	// The resolved config, so `pipeline run -c RUN_DIR/config.resolved.yaml`
+	// repeats the run.
+	return graph.WriteFileAtomic(filepath.Join(a.dir, "config.resolved.yaml"), cfgYAML)
 }
