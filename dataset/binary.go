@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -163,19 +164,23 @@ func readBatches(dir string, files []string, classes int) (*Split, error) {
 	return s, nil
 }
 
-// readBatch decodes one .bin file into labels and NHWC images.
+// readBatch decodes one .bin file into labels and NHWC images, record by
+// record through one small buffer, so loading allocates nothing beyond the
+// dataset itself.
 func readBatch(path string, size int64, classes int, labels, images []uint8) (int, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", path, unwrapPath(err))
 	}
-	if int64(len(b)) != size {
-		return 0, fmt.Errorf("%s changed size while being read (%d then %d bytes): run again", path, size, len(b))
-	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<20)
 	const plane = Height * Width
-	n := len(b) / RecordSize
+	n := int(size / RecordSize)
+	rec := make([]byte, RecordSize)
 	for i := range n {
-		rec := b[i*RecordSize : (i+1)*RecordSize]
+		if _, err := io.ReadFull(br, rec); err != nil {
+			return 0, fmt.Errorf("%s changed while being read (%v at record %d): run again", path, err, i)
+		}
 		if int(rec[0]) >= classes {
 			return 0, fmt.Errorf("%s: record %d has label %d, want 0..%d: the file is corrupt or not CIFAR-10; replace it (or delete the cache dir and run pipeline data fetch)", path, i, rec[0], classes-1)
 		}
@@ -185,6 +190,9 @@ func readBatch(path string, size int64, classes int, labels, images []uint8) (in
 		for p := range plane {
 			img[3*p], img[3*p+1], img[3*p+2] = r[p], g[p], bl[p]
 		}
+	}
+	if extra, _ := br.Peek(1); len(extra) > 0 {
+		return 0, fmt.Errorf("%s grew while being read: run again", path)
 	}
 	return n, nil
 }
