@@ -202,14 +202,13 @@ func ReadMetricsJSON(path string) (Metrics, error) {
 	return m, nil
 }
 
-// Table renders m for a terminal: the notebook's two score lines, a
+// Table renders m for a terminal (after the notebook's "Test Score:" and
+// "Test Accuracy:" lines, which the caller prints): the count correct, a
 // per-class precision/recall/F1/support table with macro and weighted
 // averages, the confusion matrix (rows true, columns predicted) and the
 // most-confused pairs.
 func (m Metrics) Table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Test score: %s\n", PyFloat(m.Loss))
-	fmt.Fprintf(&b, "Test accuracy: %s\n", PyFloat(m.Accuracy))
 	fmt.Fprintf(&b, "(%d of %d test images correct)\n\n", m.Correct, m.N)
 
 	nw := len("weighted avg")
