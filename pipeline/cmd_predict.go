@@ -6,8 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -102,17 +104,37 @@ func (p *predictor) run(files []string, batch int) int {
 	for lo := 0; lo < len(files); lo += batch {
 		chunk := files[lo:min(lo+batch, len(files))]
 		lines := make([]predictLine, len(chunk))
+		decoded := make([][]uint8, len(chunk))
+		// Decoding and resizing dominate; spread them over the cores.
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range runtime.NumCPU() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					img, err := imagefile.Load(chunk[i], sh[0], sh[1])
+					if err != nil {
+						lines[i].Error = err.Error()
+						continue
+					}
+					decoded[i] = img
+				}
+			}()
+		}
+		for i := range chunk {
+			lines[i].File = chunk[i]
+			next <- i
+		}
+		close(next)
+		wg.Wait()
 		var pixels []uint8
 		var ok []int
-		for i, f := range chunk {
-			lines[i].File = f
-			img, err := imagefile.Load(f, sh[0], sh[1])
-			if err != nil {
-				lines[i].Error = err.Error()
-				continue
+		for i, img := range decoded {
+			if img != nil {
+				pixels = append(pixels, img...)
+				ok = append(ok, i)
 			}
-			pixels = append(pixels, img...)
-			ok = append(ok, i)
 		}
 		if len(ok) > 0 {
 			probs, err := p.sm.Predict(pixels[:len(ok)*size], len(ok))
