@@ -100,7 +100,10 @@ def main():
     timer = Timer()
     steps = a.steps or None
     if a.augment:
-        from keras.preprocessing.image import ImageDataGenerator
+        try:
+            from keras.preprocessing.image import ImageDataGenerator
+        except ImportError:  # Keras >= 3.12 keeps it only in the legacy module
+            from keras.src.legacy.preprocessing.image import ImageDataGenerator
         datagen = ImageDataGenerator(rotation_range=40, width_shift_range=0.2, height_shift_range=0.2,
                                      zoom_range=0.2, horizontal_flip=True, fill_mode="nearest")
         datagen.fit(Xtr)
