@@ -239,10 +239,5 @@ func (a *artifacts) evaluation(ctx context.Context, m *graph.Model, seq *graph.S
 		Architecture: seq.Summary(), Params: int64(res.Params), Metrics: metrics, History: h, TrainSeconds: train,
 		TFVersion: tf.Version(),
 	}
-	if err := report.WriteModelCard(filepath.Join(a.dir, "MODEL_CARD.md"), card); err != nil {
-		return err
-	}
-	// The resolved config, so `pipeline run -c RUN_DIR/config.resolved.yaml`
-	// repeats the run.
-	return graph.WriteFileAtomic(filepath.Join(a.dir, "config.resolved.yaml"), cfgYAML)
+	return report.WriteModelCard(filepath.Join(a.dir, "MODEL_CARD.md"), card)
 }

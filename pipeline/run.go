@@ -11,6 +11,7 @@ import (
 	"time"
 
 	tf "github.com/wamuir/graft/tensorflow"
+	"gopkg.in/yaml.v3"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
@@ -122,6 +123,19 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		if latest == "" {
 			return nil, fmt.Errorf("--resume: no checkpoint in %s: run without --resume to start fresh", ckpts.Dir)
 		}
+		if err := checkResumable(cfg); err != nil {
+			return nil, err
+		}
+	}
+	// The resolved config, written before training: `pipeline run -c
+	// RUN_DIR/config.resolved.yaml` repeats the run, and --resume checks
+	// that what fixes the RNG streams has not changed.
+	cfgYAML, err := yaml.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := graph.WriteFileAtomic(filepath.Join(cfg.Output.Dir, resolvedConfig), cfgYAML); err != nil {
+		return nil, err
 	}
 
 	set, err := loadData(ctx, cfg, j.Log)
@@ -248,4 +262,41 @@ func (f *firstStep) Step(step int, logs graph.EpochLogs) {
 		*f.at = time.Now()
 	}
 	f.Progress.Step(step, logs)
+}
+
+// resolvedConfig is the run dir's copy of the resolved config.
+const resolvedConfig = "config.resolved.yaml"
+
+// checkResumable compares cfg with the config the checkpointed run used:
+// the shuffle order, dropout masks and augmentations are functions of
+// (seed, step), so resuming under another seed, batch size, shuffle,
+// model or optimiser would silently continue a different run.
+func checkResumable(cfg config.Config) error {
+	path := filepath.Join(cfg.Output.Dir, resolvedConfig)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil // checkpoints from elsewhere: the restore checks shapes
+	}
+	var prev config.Config
+	if err := yaml.Unmarshal(b, &prev); err != nil {
+		return fmt.Errorf("--resume: %s: %v: delete it to resume anyway", path, err)
+	}
+	mismatch := func(key string, was, now any) error {
+		return fmt.Errorf("--resume: %s was %v for the checkpointed run but is %v now: resume with the same value (see %s)", key, was, now, path)
+	}
+	switch {
+	case prev.Seed != cfg.Seed:
+		return mismatch("seed", prev.Seed, cfg.Seed)
+	case prev.Train.BatchSize != cfg.Train.BatchSize:
+		return mismatch("train.batch_size", prev.Train.BatchSize, cfg.Train.BatchSize)
+	case prev.Train.Shuffle != cfg.Train.Shuffle:
+		return mismatch("train.shuffle", prev.Train.Shuffle, cfg.Train.Shuffle)
+	case prev.Train.StepsPerEpoch != cfg.Train.StepsPerEpoch:
+		return mismatch("train.steps_per_epoch", prev.Train.StepsPerEpoch, cfg.Train.StepsPerEpoch)
+	case prev.Train.Optimizer.Name != cfg.Train.Optimizer.Name:
+		return mismatch("train.optimizer.name", prev.Train.Optimizer.Name, cfg.Train.Optimizer.Name)
+	case prev.Data.ValidationSplit != cfg.Data.ValidationSplit:
+		return mismatch("data.validation_split", prev.Data.ValidationSplit, cfg.Data.ValidationSplit)
+	}
+	return nil
 }

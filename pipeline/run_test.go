@@ -185,6 +185,10 @@ func TestRunResumeAfterInterrupt(t *testing.T) {
 	if code != 130 || !strings.Contains(errs, "--resume") {
 		t.Fatalf("interrupted run: exit %d, stderr:\n%s", code, errs)
 	}
+	code, _, errs = runCLI(context.Background(), append(args, "--resume", "--set", "seed=99")...)
+	if code == 0 || !strings.Contains(errs, "seed was 7") || !strings.Contains(errs, "config.resolved.yaml") {
+		t.Fatalf("resume under another seed: exit %d, stderr %q", code, errs)
+	}
 	code, out, errs := runCLI(context.Background(), append(args, "--resume")...)
 	if code != 0 {
 		t.Fatalf("resumed run: exit %d\n%s\n%s", code, out, errs)
