@@ -2,6 +2,7 @@ package graph
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -9,23 +10,44 @@ import (
 )
 
 // BenchmarkTrainStep measures one RMSprop step of the notebook's shallow
-// net on a batch of 128 (images/s = 128 / (ns/op) · 1e9).
+// and deep nets on a batch of 128 (images/s = 128 / (ns/op) · 1e9), the Go
+// side of scripts/keras_step_bench.py. Environment: BENCH_XLA=1 turns XLA
+// on, BENCH_INTRA/BENCH_INTER size the thread pools, BENCH_AUTOGRAD=1
+// builds the backward pass with Graph.AddGradients, BENCH_GRAPHDEF=DIR
+// writes each model's GraphDef to DIR/<net>.pb for profiling.
 func BenchmarkTrainStep(b *testing.B) {
+	deep, err := config.Load(filepath.Join("..", "configs", "deep.yaml"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		net  []config.Layer
-	}{{"shallow", config.ShallowLayers()}} {
+	}{{"shallow", config.ShallowLayers()}, {"deep", deep.Model.Layers}} {
 		b.Run(tc.name, func(b *testing.B) {
 			seq, err := NewSequential(tc.net, []int{32, 32, 3})
 			if err != nil {
 				b.Fatal(err)
 			}
-			m, err := Compile(seq, Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer("rmsprop"), XLA: os.Getenv("BENCH_XLA") == "1", IntraOpThreads: envInt("BENCH_INTRA"), InterOpThreads: envInt("BENCH_INTER")})
+			m, err := Compile(seq, Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer("rmsprop"),
+				XLA: os.Getenv("BENCH_XLA") == "1", IntraOpThreads: envInt("BENCH_INTRA"), InterOpThreads: envInt("BENCH_INTER"),
+				AutoGradients: os.Getenv("BENCH_AUTOGRAD") == "1"})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer m.Close()
+			if dir := os.Getenv("BENCH_GRAPHDEF"); dir != "" {
+				if err := m.WriteGraphDef(filepath.Join(dir, tc.name+".pb")); err != nil {
+					b.Fatal(err)
+				}
+			}
 			images, labels := tinyData(128, 10, 1)
+			// Warm up: the first runs optimise the graph and build kernels.
+			for i := 0; i < 3; i++ {
+				if _, err := m.TrainStep(images, labels, 128, 1, int64(-1-i)); err != nil {
+					b.Fatal(err)
+				}
+			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if _, err := m.TrainStep(images, labels, 128, 1, int64(i)); err != nil {

@@ -64,7 +64,7 @@ func compileSmall(t *testing.T, opt string) *Model {
 func TestTrainThroughGraft(t *testing.T) {
 	const n = 64
 	images, labels := tinyData(n, 10, 3)
-	m := compileSmall(t, "rmsprop")
+	m := compileSmallAutograd(t, "rmsprop")
 	first, err := m.TestStep(images, labels, n)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestTrainThroughGraft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh := compileSmall(t, "rmsprop")
+	fresh := compileSmallAutograd(t, "rmsprop")
 	before, _ := fresh.PredictBatch(images, n)
 	if maxAbsDiff(before, want) == 0 {
 		t.Fatal("fresh model already predicts like the trained one; test is vacuous")

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 
 	tf "github.com/wamuir/graft/tensorflow"
@@ -27,8 +29,20 @@ type Options struct {
 	Optimizer config.Optimizer
 	// IntraOpThreads and InterOpThreads size TensorFlow's pools (0: default).
 	IntraOpThreads, InterOpThreads int
-	// XLA turns on global JIT compilation.
+	// XLA turns on global JIT compilation (OptimizerOptions ON_1). On a
+	// CPU-only TensorFlow this clusters nothing unless the process also
+	// runs with TF_XLA_FLAGS=--tf_xla_cpu_global_jit; with it, a training
+	// step was 7–10× slower than without XLA here (BENCHMARKS.md).
 	XLA bool
+	// AutoGradients builds the backward pass with Graph.AddGradients (the
+	// C++ gradient registry) instead of the explicit one of backward.go.
+	// Both use the same TensorFlow gradient kernels; the explicit pass
+	// feeds ReluGrad the ReLU output, as Python TensorFlow does, which
+	// leaves each BiasAdd with a single consumer so that grappler fuses
+	// Conv2D/MatMul+BiasAdd+Relu in the forward pass. Models the explicit
+	// pass does not cover (no final softmax, other activations) always
+	// use AddGradients.
+	AutoGradients bool
 }
 
 // Variable is one resource variable of the model graph: a weight, an
@@ -115,6 +129,12 @@ func sessionOptions(o Options) (*tf.SessionOptions, error) {
 	}
 	if o.XLA {
 		cp.GraphOptions.OptimizerOptions.GlobalJitLevel = configpb.OptimizerOptions_ON_1
+		// TensorFlow ignores global JIT on the CPU unless this flag is in
+		// TF_XLA_FLAGS, which it reads once per process, at the first
+		// session: so the config's xla: true means what it says.
+		if f := os.Getenv("TF_XLA_FLAGS"); !strings.Contains(f, "--tf_xla_cpu_global_jit") {
+			os.Setenv("TF_XLA_FLAGS", strings.TrimSpace(f+" --tf_xla_cpu_global_jit"))
+		}
 	} else {
 		cp.GraphOptions.OptimizerOptions.GlobalJitLevel = configpb.OptimizerOptions_OFF
 	}
@@ -168,13 +188,15 @@ func (m *Model) build(root *op.Scope) error {
 		// The notebook's X.astype('float32') / 255: a true division, as there.
 		x = op.RealDiv(root.SubScope("RealDiv"), x, op.Const(root.SubScope("Const"), float32(255)))
 	}
-	trainLogits, trainOut := m.forward(root.SubScope("train"), x, vars, true)
+	var tp tape
+	trainLogits, trainOut := m.forwardTape(root.SubScope("train"), x, vars, &tp)
 	evalLogits, evalOut := m.forward(root.SubScope("eval"), x, vars, false)
 	m.logits, m.evalLogits, m.evalProbs = trainLogits, evalLogits, evalOut
 
 	onehot := op.OneHot(root.SubScope("OneHot"), m.labels, op.Const(root.SubScope("Const"), int32(o.Classes)), op.Const(root.SubScope("Const"), float32(1)), op.Const(root.SubScope("Const"), float32(0)))
-	m.loss, m.correct = m.lossAndCorrect(root.SubScope("train_loss"), trainLogits, trainOut, onehot)
-	m.evalLoss, m.evalCorrect = m.lossAndCorrect(root.SubScope("eval_loss"), evalLogits, evalOut, onehot)
+	var dlogits tf.Output
+	m.loss, m.correct, dlogits = m.lossAndCorrect(root.SubScope("train_loss"), trainLogits, trainOut, onehot)
+	m.evalLoss, m.evalCorrect, _ = m.lossAndCorrect(root.SubScope("eval_loss"), evalLogits, evalOut, onehot)
 
 	if err := root.Err(); err != nil {
 		return fmt.Errorf("build forward graph: %w", err)
@@ -183,7 +205,11 @@ func (m *Model) build(root *op.Scope) error {
 	for i, v := range m.Weights {
 		reads[i] = v.read
 	}
-	m.grads = op.Gradients(root.SubScope("gradients"), []tf.Output{m.loss}, reads)
+	if o.AutoGradients || !m.explicitBackward() {
+		m.grads = op.Gradients(root.SubScope("gradients"), []tf.Output{m.loss}, reads)
+	} else {
+		m.grads = m.backward(root.SubScope("backward"), &tp, vars, dlogits)
+	}
 	if err := root.Err(); err != nil {
 		return fmt.Errorf("build gradients: %w", err)
 	}
@@ -197,11 +223,23 @@ func (m *Model) build(root *op.Scope) error {
 
 // forward applies the layers. It returns the logits (the input of a final
 // softmax; the output itself when the model does not end in one) and the
-// model output.
+// model output. training selects dropout.
 func (m *Model) forward(s *op.Scope, x tf.Output, vars map[*Layer][]tf.Output, training bool) (logits, out tf.Output) {
+	var tp *tape
+	if training {
+		tp = &tape{}
+	}
+	return m.forwardTape(s, x, vars, tp)
+}
+
+// forwardTape is forward; a non-nil tape selects the training path and
+// records what the explicit backward pass needs.
+func (m *Model) forwardTape(s *op.Scope, x tf.Output, vars map[*Layer][]tf.Output, tp *tape) (logits, out tf.Output) {
 	final := m.Seq.FinalSoftmax()
+	training := tp != nil
 	for i, l := range m.Seq.Layers {
 		ls := s.SubScope(l.Name)
+		rec := record{in: x}
 		switch l.Kind {
 		case "conv2d":
 			x = op.Conv2D(ls.SubScope("Conv2D"), x, vars[l][0], []int64{1, int64(l.Strides[0]), int64(l.Strides[1]), 1}, strings.ToUpper(l.Padding))
@@ -216,9 +254,10 @@ func (m *Model) forward(s *op.Scope, x tf.Output, vars map[*Layer][]tf.Output, t
 			x = op.Reshape(ls.SubScope("Reshape"), x, op.Const(ls.SubScope("Const"), []int32{-1, int32(l.Out.Size())}))
 		case "dropout":
 			if training && l.Rate > 0 {
-				x = m.dropout(ls, x, l.Rate, int64(i))
+				x, rec.mask = m.dropout(ls, x, l.Rate, int64(i), l.In.Size())
 			}
 		}
+		rec.pre = x
 		switch l.Activation {
 		case "relu":
 			x = op.Relu(ls.SubScope("Relu"), x)
@@ -227,6 +266,10 @@ func (m *Model) forward(s *op.Scope, x tf.Output, vars map[*Layer][]tf.Output, t
 				logits = x
 			}
 			x = op.Softmax(ls.SubScope("Softmax"), x)
+		}
+		rec.out = x
+		if training {
+			tp.records = append(tp.records, rec)
 		}
 	}
 	if !final {
@@ -238,11 +281,45 @@ func (m *Model) forward(s *op.Scope, x tf.Output, vars map[*Layer][]tf.Output, t
 // dropout is Keras's inverted dropout: units are kept with probability
 // 1−rate and scaled by 1/(1−rate). The mask is a stateless function of the
 // fed step seed and the layer index, so a resumed run draws the same masks.
-func (m *Model) dropout(s *op.Scope, x tf.Output, rate float64, layer int64) tf.Output {
+// It is drawn as random bytes rather than floats: each 32-bit Philox word
+// gives four uint8 (rate a multiple of 1/256, as the notebook's 0.25 and
+// 0.5) or two uint16 draws, and a unit is kept when its draw is at least
+// round(rate·2^bits); that costs a quarter (half) of the random words of
+// StatelessRandomUniform. The mask, 0 or 1/(1−rate) per unit, is returned
+// for the backward pass (dx = dy·mask).
+func (m *Model) dropout(s *op.Scope, x tf.Output, rate float64, layer int64, units int) (y, mask tf.Output) {
 	seed := op.Add(s.SubScope("Add"), m.dropSeed, op.Const(s.SubScope("Const"), []int64{0, layer * 1_000_003}))
-	u := op.StatelessRandomUniform(s.SubScope("StatelessRandomUniform"), op.Shape(s.SubScope("Shape"), x), seed)
-	keep := op.Cast(s.SubScope("Cast"), op.GreaterEqual(s.SubScope("GreaterEqual"), u, op.Const(s.SubScope("Const"), float32(rate))), tf.Float)
-	return op.Mul(s.SubScope("Mul"), op.Mul(s.SubScope("Mul"), x, keep), op.Const(s.SubScope("Const"), float32(1/(1-rate))))
+	dt, per, levels := tf.Uint16, 2, 65536.0
+	if r := rate * 256; r == math.Round(r) {
+		dt, per, levels = tf.Uint8, 4, 256
+	}
+	words := (units + per - 1) / per
+	batch := op.Slice(s.SubScope("Slice"), op.Shape(s.SubScope("Shape"), x, op.ShapeOutType(tf.Int32)), op.Const(s.SubScope("Const"), []int32{0}), op.Const(s.SubScope("Const"), []int32{1}))
+	shape := op.ConcatV2(s.SubScope("ConcatV2"), []tf.Output{batch, op.Const(s.SubScope("Const"), []int32{int32(words)})}, op.Const(s.SubScope("Const"), int32(0)))
+	bits := op.StatelessRandomUniformFullInt(s.SubScope("StatelessRandomUniformFullInt"), shape, seed, op.StatelessRandomUniformFullIntDtype(tf.Uint32))
+	draws := op.Reshape(s.SubScope("Reshape"), op.Bitcast(s.SubScope("Bitcast"), bits, dt), op.Const(s.SubScope("Const"), []int32{-1, int32(words * per)}))
+	if words*per != units {
+		draws = op.Slice(s.SubScope("Slice"), draws, op.Const(s.SubScope("Const"), []int32{0, 0}), op.Const(s.SubScope("Const"), []int32{-1, int32(units)}))
+	}
+	draws = op.Reshape(s.SubScope("Reshape"), draws, op.Shape(s.SubScope("Shape"), x, op.ShapeOutType(tf.Int32)))
+	threshold := math.Min(math.Round(rate*levels), levels-1)
+	var t tf.Output
+	if dt == tf.Uint8 {
+		t = op.Const(s.SubScope("Const"), uint8(threshold))
+	} else {
+		t = op.Const(s.SubScope("Const"), uint16(threshold))
+	}
+	keep := op.GreaterEqual(s.SubScope("GreaterEqual"), draws, t)
+	mask = selectV2(s.SubScope("SelectV2"), keep, op.Const(s.SubScope("Const"), float32(1/(1-rate))), op.Const(s.SubScope("Const"), float32(0)))
+	return op.Mul(s.SubScope("Mul"), x, mask), mask
+}
+
+// selectV2 is TensorFlow's broadcasting SelectV2 (graft wraps only Select).
+func selectV2(s *op.Scope, cond, x, y tf.Output) tf.Output {
+	if s.Err() != nil {
+		return tf.Output{}
+	}
+	return s.AddOperation(tf.OpSpec{Type: "SelectV2", Input: []tf.Input{cond, x, y}}).Output(0)
 }
 
 // lossAndCorrect is Keras's categorical_crossentropy under fit plus the
@@ -252,11 +329,18 @@ func (m *Model) dropout(s *op.Scope, x tf.Output, rate float64, layer int64) tf.
 // tf.nn.softmax_cross_entropy_with_logits; we match that path. Without a
 // final softmax the output is taken as probabilities, renormalised and
 // clipped to [1e-7, 1−1e-7], as Keras does. Reduction: mean over the batch
-// (sum_over_batch_size).
-func (m *Model) lossAndCorrect(s *op.Scope, logits, out, onehot tf.Output) (loss, correct tf.Output) {
+// (sum_over_batch_size). With a final softmax it also returns the
+// gradient of the loss with respect to the logits, as TensorFlow's
+// registered gradient forms it: the op's backprop output times the mean's
+// 1/N.
+func (m *Model) lossAndCorrect(s *op.Scope, logits, out, onehot tf.Output) (loss, correct, dlogits tf.Output) {
 	var perExample tf.Output
 	if m.Seq.FinalSoftmax() {
-		perExample, _ = op.SoftmaxCrossEntropyWithLogits(s.SubScope("SoftmaxCrossEntropyWithLogits"), logits, onehot)
+		var backprop tf.Output
+		perExample, backprop = op.SoftmaxCrossEntropyWithLogits(s.SubScope("SoftmaxCrossEntropyWithLogits"), logits, onehot)
+		n := op.Cast(s.SubScope("Cast"), op.Size(s.SubScope("Size"), perExample), tf.Float)
+		inv := op.RealDiv(s.SubScope("RealDiv"), op.Const(s.SubScope("Const"), float32(1)), n)
+		dlogits = op.Mul(s.SubScope("Mul"), backprop, inv)
 	} else {
 		p := op.Div(s.SubScope("Div"), out, op.Sum(s.SubScope("Sum"), out, op.Const(s.SubScope("Const"), int32(-1)), op.SumKeepDims(true)))
 		p = op.ClipByValue(s.SubScope("ClipByValue"), p, op.Const(s.SubScope("Const"), float32(1e-7)), op.Const(s.SubScope("Const"), float32(1-1e-7)))
@@ -265,7 +349,7 @@ func (m *Model) lossAndCorrect(s *op.Scope, logits, out, onehot tf.Output) (loss
 	loss = op.Mean(s.SubScope("Mean"), perExample, op.Const(s.SubScope("Const"), int32(0)))
 	pred := op.ArgMax(s.SubScope("ArgMax"), out, op.Const(s.SubScope("Const"), int32(1)), op.ArgMaxOutputType(tf.Int32))
 	correct = op.Sum(s.SubScope("Sum"), op.Cast(s.SubScope("Cast"), op.Equal(s.SubScope("Equal"), pred, m.labels), tf.Int32), op.Const(s.SubScope("Const"), int32(0)))
-	return loss, correct
+	return loss, correct, dlogits
 }
 
 // initialize assigns glorot_uniform kernels (limit √(6/(fan_in+fan_out)),
@@ -426,4 +510,25 @@ func (m *Model) Device() string {
 		return devs[0].Name
 	}
 	return "unknown device"
+}
+
+// WriteGraphDef writes the model's GraphDef (binary protobuf) to path, for
+// inspection and profiling outside Go (e.g. tf.compat.v1 import_graph_def).
+func (m *Model) WriteGraphDef(path string) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write graph %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := m.graph.WriteTo(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write graph %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write graph %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write graph %s: %w", path, err)
+	}
+	return nil
 }

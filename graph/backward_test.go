@@ -1,0 +1,215 @@
+package graph
+
+import (
+	"math"
+	"testing"
+
+	tf "github.com/wamuir/graft/tensorflow"
+	"github.com/wamuir/graft/tensorflow/op"
+
+	"github.com/cifar-pipeline/cifar-pipeline/config"
+)
+
+// compileSmallAutograd is compileSmall with the backward pass built by
+// Graph.AddGradients (the C++ gradient registry).
+func compileSmallAutograd(t *testing.T, opt string) *Model {
+	t.Helper()
+	return compileNet(t, smallNet(), Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer(opt), AutoGradients: true})
+}
+
+func compileNet(t *testing.T, layers []config.Layer, o Options) *Model {
+	t.Helper()
+	seq, err := NewSequential(layers, []int{32, 32, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Compile(seq, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// miniDeep has every layer kind and path of the deep net: stacked convs
+// (same and strided valid), relu, pooling, dropout before and after flatten.
+func miniDeep() []config.Layer {
+	return []config.Layer{
+		{Type: "conv2d", Filters: 4, KernelSize: []int{3}, Padding: "same"},
+		{Type: "activation", Activation: "relu"},
+		{Type: "conv2d", Filters: 6, KernelSize: []int{3}, Padding: "same", Activation: "relu"},
+		{Type: "max_pooling2d", PoolSize: []int{2}},
+		{Type: "dropout", Rate: 0.25},
+		{Type: "conv2d", Filters: 8, KernelSize: []int{3}, Strides: []int{3}},
+		{Type: "activation", Activation: "relu"},
+		{Type: "max_pooling2d", PoolSize: []int{2}},
+		{Type: "dropout", Rate: 0.3},
+		{Type: "flatten"},
+		{Type: "dense", Units: 16, Activation: "relu"},
+		{Type: "dropout", Rate: 0.5},
+		{Type: "dense", Units: 10},
+		{Type: "activation", Activation: "softmax"},
+	}
+}
+
+// TestExplicitBackwardMatchesAddGradients checks the explicit backward pass
+// against TensorFlow's C++ gradient registry on the same graph, with
+// dropout active (both read the same masks).
+func TestExplicitBackwardMatchesAddGradients(t *testing.T) {
+	const n = 16
+	images, labels := parityBatches(t, n)
+	for _, tc := range []struct {
+		name string
+		net  []config.Layer
+	}{{"small", smallNet()}, {"mini-deep", miniDeep()}} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Options{Seed: 7, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer("rmsprop")}
+			explicit := compileNet(t, tc.net, o)
+			o.AutoGradients = true
+			auto := compileNet(t, tc.net, o)
+			if !explicit.explicitBackward() {
+				t.Fatal("explicit backward does not cover the net")
+			}
+			le, lossE, ge, err := explicit.Probe(images, labels, n, 3, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			la, lossA, ga, err := auto.Probe(images, labels, n, 3, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxAbsDiff(le.Data, la.Data); d != 0 || lossE != lossA {
+				t.Fatalf("forward differs: logits %g, loss %g vs %g", d, lossE, lossA)
+			}
+			for i, v := range explicit.Weights {
+				if d := relDiff(ge[i].Data, ga[i].Data); d > 1e-6 || math.IsNaN(d) {
+					t.Errorf("grad %s: relative diff %.3g", v.Name, d)
+				}
+				if maxAbsDiff(ga[i].Data, make([]float32, len(ga[i].Data))) == 0 {
+					t.Errorf("grad %s is all zero: comparison is vacuous", v.Name)
+				}
+			}
+		})
+	}
+}
+
+// TestReluGradReadsReluOutput checks the point of the explicit pass: no
+// ReluGrad reads a BiasAdd output, so each BiasAdd has the Relu as its only
+// consumer and grappler can fuse Conv2D/MatMul+BiasAdd+Relu. The C++
+// registry's gradient (AutoGradients) reads the Relu input.
+func TestReluGradReadsReluOutput(t *testing.T) {
+	count := func(m *Model) (fromBiasAdd, total int) {
+		for _, o := range m.graph.Operations() {
+			if o.Type() != "BiasAdd" {
+				continue
+			}
+			for _, c := range o.Output(0).Consumers() {
+				if c.Op.Type() == "ReluGrad" {
+					fromBiasAdd++
+				}
+			}
+		}
+		for _, o := range m.graph.Operations() {
+			if o.Type() == "ReluGrad" {
+				total++
+			}
+		}
+		return fromBiasAdd, total
+	}
+	o := Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer("rmsprop")}
+	if b, total := count(compileNet(t, miniDeep(), o)); b != 0 || total != 4 {
+		t.Errorf("explicit: %d of %d ReluGrads read a BiasAdd output, want 0 of 4", b, total)
+	}
+	o.AutoGradients = true
+	if b, _ := count(compileNet(t, miniDeep(), o)); b == 0 {
+		t.Errorf("AddGradients: no ReluGrad reads a BiasAdd output; the C++ registry changed, revisit backward.go")
+	}
+}
+
+// TestExplicitBackwardFallback: a net without a final softmax (probability
+// loss path) is outside the explicit pass and still trains via
+// AddGradients.
+func TestExplicitBackwardFallback(t *testing.T) {
+	net := smallNet()
+	net[len(net)-1] = config.Layer{Type: "activation", Activation: "linear"}
+	m := compileNet(t, net, Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer("rmsprop")})
+	if m.explicitBackward() {
+		t.Fatal("explicit backward claims a net without a final softmax")
+	}
+	images, labels := tinyData(8, 10, 2)
+	if _, _, grads, err := m.Probe(images, labels, 8, 1, 1); err != nil || len(grads) != len(m.Weights) {
+		t.Fatalf("probe: %d grads, err %v", len(grads), err)
+	}
+}
+
+// TestDropoutMask checks the byte-drawn dropout masks: values 0 or
+// 1/(1−rate), kept fraction 1−rate, a function of (seed, step, layer).
+func TestDropoutMask(t *testing.T) {
+	for _, tc := range []struct {
+		rate  float64
+		units int
+	}{{0.25, 4096}, {0.5, 1001}, {0.3, 4097}, {0.1, 2}} {
+		s := op.NewScope()
+		m := &Model{dropSeed: op.Placeholder(s.SubScope("seed"), tf.Int64, op.PlaceholderShape(tf.MakeShape(2)))}
+		x := op.Placeholder(s.SubScope("x"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, int64(tc.units))))
+		y, mask := m.dropout(s.SubScope("dropout"), x, tc.rate, 3, tc.units)
+		g, err := s.Finalize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess, err := tf.NewSession(g, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const batch = 64
+		ones := make([][]float32, batch)
+		for i := range ones {
+			ones[i] = make([]float32, tc.units)
+			for j := range ones[i] {
+				ones[i][j] = 1
+			}
+		}
+		xt, _ := tf.NewTensor(ones)
+		run := func(seed, step int64) ([][]float32, [][]float32) {
+			st, _ := tf.NewTensor([]int64{seed, step})
+			out, err := sess.Run(map[tf.Output]*tf.Tensor{x: xt, m.dropSeed: st}, []tf.Output{y, mask}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out[0].Value().([][]float32), out[1].Value().([][]float32)
+		}
+		ya, ma := run(1, 5)
+		yb, _ := run(1, 5)
+		yc, _ := run(1, 6)
+		scale := float32(1 / (1 - tc.rate))
+		kept, same, sameNext := 0, 0, 0
+		for i := range ya {
+			for j, v := range ya[i] {
+				if v != 0 && v != scale || v != ma[i][j] {
+					t.Fatalf("rate %g: output %g (mask %g), want 0 or %g", tc.rate, v, ma[i][j], scale)
+				}
+				if v != 0 {
+					kept++
+				}
+				if yb[i][j] == v {
+					same++
+				}
+				if yc[i][j] == v {
+					sameNext++
+				}
+			}
+		}
+		total := batch * tc.units
+		frac := float64(kept) / float64(total)
+		if sd := math.Sqrt(tc.rate * (1 - tc.rate) / float64(total)); math.Abs(frac-(1-tc.rate)) > 5*sd+1.0/65536 {
+			t.Errorf("rate %g: kept %.4f of units, want %.4f", tc.rate, frac, 1-tc.rate)
+		}
+		if same != total {
+			t.Errorf("rate %g: same seed and step gave a different mask", tc.rate)
+		}
+		if sameNext == total {
+			t.Errorf("rate %g: the next step repeated the mask", tc.rate)
+		}
+		sess.Close()
+	}
+}
