@@ -66,6 +66,7 @@ def main():
     ap.add_argument("--steps", type=int, default=0)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--json", default="")
+    ap.add_argument("--no-val", action="store_true", help="no validation (benchmarks time training alone)")
     a = ap.parse_args()
 
     t_start = time.time()
@@ -111,12 +112,13 @@ def main():
         # second epoch empty on a 391-batch flow).
         n_steps = steps or -(-len(Xtr) // a.batch)
         hist = model.fit(datagen.flow(Xtr, Ytr, batch_size=a.batch), steps_per_epoch=n_steps, epochs=a.epochs,
-                         validation_data=(Xte, Yte), verbose=2, callbacks=[timer])
+                         validation_data=None if a.no_val else (Xte, Yte), verbose=2, callbacks=[timer])
         n_train = n_steps * a.batch
     else:
-        hist = model.fit(Xtr, Ytr, batch_size=a.batch, epochs=a.epochs, validation_split=0.2, verbose=2,
+        split = 0.0 if a.no_val else 0.2
+        hist = model.fit(Xtr, Ytr, batch_size=a.batch, epochs=a.epochs, validation_split=split, verbose=2,
                          steps_per_epoch=steps, callbacks=[timer])
-        n_train = (steps * a.batch) if steps else int(len(Xtr) * 0.8)
+        n_train = (steps * a.batch) if steps else int(len(Xtr) * (1 - split))
     score = model.evaluate(Xte, Yte, batch_size=a.batch, verbose=0)
     print(f"Test Score: {score[0]:.4f}")
     print(f"Test Accuracy: {score[1]:.4f}")
