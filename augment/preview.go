@@ -1,7 +1,6 @@
 package augment
 
 import (
-	"bufio"
 	"fmt"
 	"image"
 	"image/color"
@@ -10,6 +9,8 @@ import (
 	"path/filepath"
 
 	"github.com/disintegration/imaging"
+
+	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 )
 
 // SheetName is the contact sheet's file name in the preview directory.
@@ -137,34 +138,8 @@ func toNRGBA(src []uint8, h, w, c int) *image.NRGBA {
 	return img
 }
 
-// writeAtomic writes path through a temporary file in the same directory,
-// renamed into place only when write and close succeeded.
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriter(f)
-	if err = write(bw); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+// writeAtomic writes path through atomicfile: renamed into place only when
+// complete.
+func writeAtomic(path string, write func(io.Writer) error) error {
+	return atomicfile.Write(path, write)
 }

@@ -2,7 +2,6 @@ package dataset
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 )
 
 // Layout of the official binary version.
@@ -237,40 +238,23 @@ func WriteDir(dir string, train, test *Split, classNames []string) error {
 // writeFileAtomic writes data to a temp file next to path and renames it.
 func writeFileAtomic(path string, data []byte) error {
 	return writeAtomic(path, nil, func(w io.Writer) error {
-		_, err := io.Copy(w, bytes.NewReader(data))
+		_, err := w.Write(data)
 		return err
 	})
 }
 
-// writeAtomic creates a temp file next to path, lets write fill it through
-// wrap (nil = identity), syncs, and renames it to path; on any error the
-// temp file is removed and the error names path and what to do.
+// writeAtomic writes path through atomicfile, letting write fill it
+// through wrap (nil = identity; tests inject write faults there); the error
+// names path and what to do.
 func writeAtomic(path string, wrap func(io.Writer) io.Writer, write func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	err := atomicfile.Write(path, func(w io.Writer) error {
+		if wrap != nil {
+			w = wrap(w)
+		}
+		return write(w)
+	})
 	if err != nil {
-		return fmt.Errorf("create %s: %w", path, unwrapPath(err))
-	}
-	var w io.Writer = f
-	if wrap != nil {
-		w = wrap(f)
-	}
-	err = write(w)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return writeError(path, err)
+		return writeError(path, errors.Unwrap(err))
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 
 	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/wamuir/graft/tensorflow/op"
+
+	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 )
 
 // checkpointOps are the SaveV2/RestoreV2 ops of a model graph.
@@ -202,32 +204,8 @@ func (c CheckpointManager) Save(m *Model, n int) (string, error) {
 	for _, k := range ns {
 		fmt.Fprintf(&b, "all_model_checkpoint_paths: %q\n", fmt.Sprintf("ckpt-%d", k))
 	}
-	if err := WriteFileAtomic(filepath.Join(c.Dir, "checkpoint"), []byte(b.String())); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(c.Dir, "checkpoint"), []byte(b.String())); err != nil {
 		return "", err
 	}
 	return prefix, nil
-}
-
-// WriteFileAtomic writes data to a temporary file beside path and renames
-// it over path, so readers see the old file or the new one, never a part.
-func WriteFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

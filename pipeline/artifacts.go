@@ -18,6 +18,7 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
+	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 	"github.com/cifar-pipeline/cifar-pipeline/report"
 	"github.com/cifar-pipeline/cifar-pipeline/tfevents"
 )
@@ -143,7 +144,7 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, seq *graph.Sequen
 	if err != nil {
 		return err
 	}
-	if err := graph.WriteFileAtomic(filepath.Join(a.dir, "cifar10_architecture.json"), arch); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(a.dir, "cifar10_architecture.json"), arch); err != nil {
 		return err
 	}
 	if a.cfg.Output.SavedModel {
@@ -168,7 +169,7 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, seq *graph.Sequen
 	if err != nil {
 		return err
 	}
-	if err := graph.WriteFileAtomic(filepath.Join(a.dir, "run.json"), b); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(a.dir, "run.json"), b); err != nil {
 		return err
 	}
 	return nil
@@ -206,7 +207,7 @@ func (a *artifacts) evaluation(ctx context.Context, m *graph.Model, seq *graph.S
 	if err := report.WriteMetricsJSON(filepath.Join(a.dir, "metrics.json"), metrics); err != nil {
 		return err
 	}
-	if err := graph.WriteFileAtomic(filepath.Join(a.dir, classesFile), []byte(strings.Join(names, "\n")+"\n")); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(a.dir, classesFile), []byte(strings.Join(names, "\n")+"\n")); err != nil {
 		return err
 	}
 	h := reportHistory(res.History, a.cfg.Train.Optimizer.LearningRate)

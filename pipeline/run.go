@@ -16,6 +16,7 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
+	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 	"github.com/cifar-pipeline/cifar-pipeline/report"
 )
 
@@ -134,7 +135,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := graph.WriteFileAtomic(filepath.Join(cfg.Output.Dir, resolvedConfig), cfgYAML); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(cfg.Output.Dir, resolvedConfig), cfgYAML); err != nil {
 		return nil, err
 	}
 
