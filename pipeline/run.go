@@ -207,7 +207,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		_, err = ckpts.Save(model, int(it))
 		return err
 	}
-	history, err := model.Fit(ctx, data, graph.FitOptions{
+	_, err = model.Fit(ctx, data, graph.FitOptions{
 		BatchSize: cfg.Train.BatchSize, Epochs: cfg.Train.Epochs, StepsPerEpoch: cfg.Train.StepsPerEpoch,
 		Seed: cfg.Seed, Validation: valArrays, Progress: &firstStep{Progress: newProgress(j.Out, cfg.Train.Verbose), at: &res.FirstStep},
 		OnEpochEnd: func(l graph.EpochLogs) error {
@@ -229,7 +229,6 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		}
 		return nil, err
 	}
-	_ = history
 
 	test := arrays(set.Test, cfg.Train.BatchSize, false, 0)
 	if res.TestLoss, res.TestAcc, err = model.Evaluate(ctx, test); err != nil {
