@@ -220,27 +220,39 @@ func (m *Model) fitEpoch(ctx context.Context, data TrainData, o FitOptions, epoc
 // Evaluate returns the mean loss and accuracy over data, in batches of
 // data.BatchSize, in order, without dropout (Keras's evaluate).
 func (m *Model) Evaluate(ctx context.Context, data *Arrays) (loss, accuracy float64, err error) {
+	loss, accuracy, _, err = m.evaluate(ctx, data, false)
+	return loss, accuracy, err
+}
+
+// EvaluatePredict is Evaluate that also returns the model output for every
+// sample (n×classes, row-major), from the same forward passes.
+func (m *Model) EvaluatePredict(ctx context.Context, data *Arrays) (loss, accuracy float64, probs []float32, err error) {
+	return m.evaluate(ctx, data, true)
+}
+
+func (m *Model) evaluate(ctx context.Context, data *Arrays, withProbs bool) (loss, accuracy float64, probs []float32, err error) {
 	n := data.Len()
 	if n == 0 {
-		return 0, 0, fmt.Errorf("evaluate: no samples")
+		return 0, 0, nil, fmt.Errorf("evaluate: no samples")
 	}
 	sz := data.ImageSize
 	var lossSum float64
 	var correct int
 	for lo := 0; lo < n; lo += data.BatchSize {
 		if err := ctx.Err(); err != nil {
-			return 0, 0, err
+			return 0, 0, nil, err
 		}
 		hi := min(lo+data.BatchSize, n)
-		r, err := m.TestStep(data.Images[lo*sz:hi*sz], data.Labels[lo:hi], hi-lo)
+		r, p, err := m.testStep(data.Images[lo*sz:hi*sz], data.Labels[lo:hi], hi-lo, withProbs)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, nil, err
 		}
 		releaseTensors(lo / data.BatchSize)
 		lossSum += r.Loss * float64(r.N)
 		correct += r.Correct
+		probs = append(probs, p...)
 	}
-	return lossSum / float64(n), float64(correct) / float64(n), nil
+	return lossSum / float64(n), float64(correct) / float64(n), probs, nil
 }
 
 // Predict returns the model output for n images (n×classes, row-major), in

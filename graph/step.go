@@ -65,15 +65,31 @@ func (m *Model) TrainStep(images, labels []uint8, n int, seed, step int64) (Step
 
 // TestStep computes loss and correct predictions without dropout or update.
 func (m *Model) TestStep(images, labels []uint8, n int) (StepResult, error) {
+	r, _, err := m.testStep(images, labels, n, false)
+	return r, err
+}
+
+// testStep is TestStep that also returns the model output (n×classes) when
+// withProbs is set, from the same forward pass.
+func (m *Model) testStep(images, labels []uint8, n int, withProbs bool) (StepResult, []float32, error) {
 	feeds, err := m.batchFeeds(images, labels, n)
 	if err != nil {
-		return StepResult{}, err
+		return StepResult{}, nil, err
 	}
-	out, err := m.sess.Run(feeds, []tf.Output{m.evalLoss, m.evalCorrect}, nil)
+	fetch := []tf.Output{m.evalLoss, m.evalCorrect}
+	if withProbs {
+		fetch = append(fetch, m.evalProbs)
+	}
+	out, err := m.sess.Run(feeds, fetch, nil)
 	if err != nil {
-		return StepResult{}, fmt.Errorf("test step: %s", firstLine(err))
+		return StepResult{}, nil, fmt.Errorf("test step: %s", firstLine(err))
 	}
-	return StepResult{Loss: scalarFloat(out[0]), Correct: int(out[1].Value().(int32)), N: n}, nil
+	r := StepResult{Loss: scalarFloat(out[0]), Correct: int(out[1].Value().(int32)), N: n}
+	if !withProbs {
+		return r, nil, nil
+	}
+	a, err := toArray(out[2])
+	return r, a.Data, err
 }
 
 // PredictBatch returns the model output (class probabilities after a final

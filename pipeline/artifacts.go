@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	tf "github.com/wamuir/graft/tensorflow"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
@@ -27,9 +25,10 @@ import (
 // (TensorBoard event files excepted: they are appended live, as TensorBoard
 // reads them).
 type artifacts struct {
-	dir string
-	cfg config.Config
-	tb  *tfevents.EpochLogger
+	dir     string
+	cfg     config.Config
+	cfgYAML []byte // cfg as written to config.resolved.yaml
+	tb      *tfevents.EpochLogger
 }
 
 // reportHistory converts fit's logs to Keras's History numbering (0-based
@@ -152,7 +151,7 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, seq *graph.Sequen
 			return err
 		}
 	}
-	if err := a.evaluation(ctx, m, seq, set, res); err != nil {
+	if err := a.evaluation(seq, set, res); err != nil {
 		return err
 	}
 	ips, secs := trainingThroughput(res.History)
@@ -177,12 +176,9 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, seq *graph.Sequen
 
 // evaluation classifies the test set and writes metrics.json, the plots,
 // classes.txt and MODEL_CARD.md, and prints the per-class table.
-func (a *artifacts) evaluation(ctx context.Context, m *graph.Model, seq *graph.Sequential, set *dataset.Set, res *Result) error {
+func (a *artifacts) evaluation(seq *graph.Sequential, set *dataset.Set, res *Result) error {
 	n := set.Test.Len()
-	probs, err := m.Predict(ctx, set.Test.Images, n, a.cfg.Train.BatchSize)
-	if err != nil {
-		return err
-	}
+	probs := res.TestProbs
 	k := len(probs) / n
 	labels, preds := make([]int, n), make([]int, n)
 	for i := range n {
@@ -222,10 +218,6 @@ func (a *artifacts) evaluation(ctx context.Context, m *graph.Model, seq *graph.S
 			return err
 		}
 	}
-	cfgYAML, err := yaml.Marshal(a.cfg)
-	if err != nil {
-		return err
-	}
 	var files []report.DataFile
 	for _, f := range slices.Sorted(maps.Keys(set.Verified)) {
 		files = append(files, report.DataFile{Name: f, MD5: set.Verified[f], Verified: true})
@@ -236,7 +228,7 @@ func (a *artifacts) evaluation(ctx context.Context, m *graph.Model, seq *graph.S
 	}
 	card := report.ModelCard{
 		Model: a.cfg.Name, RunDir: a.dir, Created: time.Now(), DataSource: set.Source + " (" + set.Dir + ")", DataFiles: files,
-		TrainExamples: res.TrainN, ValExamples: res.ValN, TestExamples: n, ConfigYAML: string(cfgYAML),
+		TrainExamples: res.TrainN, ValExamples: res.ValN, TestExamples: n, ConfigYAML: string(a.cfgYAML),
 		Architecture: seq.Summary(), Params: int64(res.Params), Metrics: metrics, History: h, TrainSeconds: train,
 		TFVersion: tf.Version(),
 	}

@@ -35,11 +35,13 @@ type Result struct {
 	History  []graph.EpochLogs
 	TestLoss float64
 	TestAcc  float64
-	Params   int
-	TrainN   int
-	ValN     int
-	Metrics  report.Metrics
-	Data     *dataset.Set
+	// TestProbs is the model output on the test set (n×classes).
+	TestProbs []float32
+	Params    int
+	TrainN    int
+	ValN      int
+	Metrics   report.Metrics
+	Data      *dataset.Set
 	// Started is when the process started; FirstStep when the first
 	// training step finished.
 	Started   time.Time
@@ -197,7 +199,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	}
 
 	res.TrainN, res.ValN = fit.Len(), lenOf(val)
-	art := &artifacts{dir: cfg.Output.Dir, cfg: cfg}
+	art := &artifacts{dir: cfg.Output.Dir, cfg: cfg, cfgYAML: cfgYAML}
 	defer art.close()
 	saveCkpt := func() error {
 		it, err := model.Iterations()
@@ -231,7 +233,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	}
 
 	test := arrays(set.Test, cfg.Train.BatchSize, false, 0)
-	if res.TestLoss, res.TestAcc, err = model.Evaluate(ctx, test); err != nil {
+	if res.TestLoss, res.TestAcc, res.TestProbs, err = model.EvaluatePredict(ctx, test); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(j.Out, "Test Score: %.4f\nTest Accuracy: %.4f\n", res.TestLoss, res.TestAcc)
