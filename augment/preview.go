@@ -108,11 +108,7 @@ func ScaleMinMax(dst, src []uint8) {
 	if len(src) == 0 {
 		return
 	}
-	lo, hi := src[0], src[0]
-	for _, v := range src {
-		lo = min(lo, v)
-		hi = max(hi, v)
-	}
+	lo, hi := minMax(src)
 	rng := float32(hi - lo)
 	for i, v := range src {
 		x := float32(v - lo)

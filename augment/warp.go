@@ -251,11 +251,7 @@ func channelShift(img []uint8, intensity float64) {
 	if len(img) == 0 {
 		return
 	}
-	lo, hi := img[0], img[0]
-	for _, v := range img {
-		lo = min(lo, v)
-		hi = max(hi, v)
-	}
+	lo, hi := minMax(img)
 	s := float32(intensity)
 	flo, fhi := float32(lo), float32(hi)
 	for i, v := range img {
@@ -279,4 +275,14 @@ func brightness(img []uint8, b float64) {
 			img[i] = uint8(t)
 		}
 	}
+}
+
+// minMax is the smallest and largest value of a non-empty image.
+func minMax(img []uint8) (lo, hi uint8) {
+	lo, hi = img[0], img[0]
+	for _, v := range img {
+		lo = min(lo, v)
+		hi = max(hi, v)
+	}
+	return lo, hi
 }

@@ -95,16 +95,7 @@ func VerifyOfficial(dir string, want map[string]string) (map[string]string, erro
 	if _, err := os.Stat(filepath.Join(dir, MetaFile)); err != nil {
 		return nil, fmt.Errorf("read %s: %w: delete %s and run pipeline data fetch", filepath.Join(dir, MetaFile), unwrapPath(err), dir)
 	}
-	got, err := FileMD5s(dir, names)
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range names {
-		if got[f] != want[f] {
-			return nil, md5Error(dir, f, got[f], want[f])
-		}
-	}
-	return got, nil
+	return checkMD5s(dir, names, want)
 }
 
 // VerifyLocal checks a user's directory: files of the official size must
@@ -127,11 +118,17 @@ func VerifyLocal(dir string) (map[string]string, error) {
 			official = append(official, f)
 		}
 	}
-	got, err := FileMD5s(dir, official)
+	return checkMD5s(dir, official, want)
+}
+
+// checkMD5s hashes files in dir (through the memo) and fails on the first
+// whose MD5 is not want's.
+func checkMD5s(dir string, files []string, want map[string]string) (map[string]string, error) {
+	got, err := FileMD5s(dir, files)
 	if err != nil {
 		return nil, err
 	}
-	for _, f := range official {
+	for _, f := range files {
 		if got[f] != want[f] {
 			return nil, md5Error(dir, f, got[f], want[f])
 		}

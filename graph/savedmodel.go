@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	tf "github.com/wamuir/graft/tensorflow"
@@ -211,7 +212,7 @@ func LoadServing(dir string) (*Serving, error) {
 
 func outputByName(g *tf.Graph, name string) (tf.Output, error) {
 	opName, idx := name, 0
-	if i := bytes.LastIndexByte([]byte(name), ':'); i >= 0 {
+	if i := strings.LastIndexByte(name, ':'); i >= 0 {
 		opName = name[:i]
 		fmt.Sscan(name[i+1:], &idx)
 	}
