@@ -88,6 +88,7 @@ func TestBadConfigs(t *testing.T) {
 		{"layer arg that does not apply", "model: {layers: [{type: flatten, units: 3}]}\n", nil, []string{"model.layers[0]", "units does not apply"}},
 		{"bad fill mode", "augment: {fill_mode: mirror}\n", nil, []string{"augment.fill_mode"}},
 		{"unknown --set key", "", []string{"train.epoch=3"}, []string{"--set train.epoch", "did you mean train.epochs"}},
+		{"truncated --set key", "", []string{"augment.rotation=3"}, []string{"--set augment.rotation", "did you mean augment.rotation_range"}},
 		{"malformed --set", "", []string{"train.epochs"}, []string{"key=value"}},
 		{"bad --set value", "", []string{"train.epochs=abc"}, []string{"train.epochs"}},
 	}

@@ -235,6 +235,15 @@ func suggest(key string, known map[string]reflect.Type) string {
 		}
 	}
 	if best == "" {
+		// A truncated name (augment.rotation for augment.rotation_range):
+		// the shortest known key it begins.
+		for _, k := range keys {
+			if strings.HasPrefix(k, key) && (best == "" || len(k) < len(best)) {
+				best = k
+			}
+		}
+	}
+	if best == "" {
 		return ""
 	}
 	return " (did you mean " + best + "?)"

@@ -122,3 +122,23 @@ func maxAbsDiff(a, b []float32) float64 {
 	}
 	return d
 }
+
+// TestShapesThatDoNotFit: a kernel or pool larger than its input is an
+// error naming the layer, as Keras's negative-dimension error is.
+func TestShapesThatDoNotFit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		layer config.Layer
+		input []int
+	}{
+		{"pool bigger than input", config.Layer{Type: "max_pooling2d", PoolSize: []int{2}}, []int{1, 1, 3}},
+		{"valid conv bigger than input", config.Layer{Type: "conv2d", Filters: 4, KernelSize: []int{5}}, []int{3, 3, 3}},
+		{"dense on an image", config.Layer{Type: "dense", Units: 4}, []int{3, 3, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := NewSequential([]config.Layer{tc.layer}, tc.input); err == nil {
+				t.Fatalf("%+v on %v resolved without error", tc.layer, tc.input)
+			}
+		})
+	}
+}

@@ -131,6 +131,9 @@ func convOut(n, k, s int, padding string) int {
 	if padding == "same" {
 		return (n + s - 1) / s
 	}
+	if n < k { // Go's / truncates toward zero: (n-k)/s+1 would be 1, not 0
+		return 0
+	}
 	return (n-k)/s + 1
 }
 

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,5 +44,47 @@ func TestUnknownCommandAndFlags(t *testing.T) {
 		if code == 0 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.HasPrefix(errs, "pipeline: ") {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
 		}
+	}
+}
+
+// TestCLIBadInput feeds each command's own inputs garbage: every failure is
+// one line naming the input and the fix, with a non-zero exit, and writes
+// nothing.
+func TestCLIBadInput(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	quick := filepath.Join(root, "configs", "quick.yaml")
+	empty := t.TempDir()
+	notRun := t.TempDir()
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"predict without -m", []string{"predict", "x.png"}, []string{"-m RUN_DIR is required"}},
+		{"predict on a dir that is no run", []string{"predict", "-m", notRun, "x.png"}, []string{notRun, "saved_model"}},
+		{"predict without files", []string{"predict", "-m", notRun}, []string{"requires at least 1 arg"}},
+		{"preview with no images", []string{"preview", "-c", quick, "--images", "0", "--out", empty}, []string{"--images 0"}},
+		{"preview with a bad config key", []string{"preview", "-c", quick, "--set", "augment.rotation=3", "--out", empty}, []string{"augment.rotation", "augment.rotation_range"}},
+		{"data synth without --out", []string{"data", "synth"}, []string{"--out is required"}},
+		{"data synth with no images", []string{"data", "synth", "--out", empty, "--train", "0"}, []string{"--train 0"}},
+		{"data info on a missing dir", []string{"data", "info", "--dir", filepath.Join(empty, "nope")}, []string{filepath.Join(empty, "nope")}},
+		{"summary of a model that does not fit", []string{"summary", "-c", quick, "--set", "data.image_shape=[1,1,3]"}, []string{"model.layers", "does not fit"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errs := runCLI(context.Background(), tc.args...)
+			line := strings.TrimSpace(errs)
+			if code == 0 || strings.Contains(line, "\n") || !strings.HasPrefix(line, "pipeline: ") {
+				t.Fatalf("exit %d, stderr %q: want one 'pipeline: ' line and a non-zero exit", code, errs)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(line, w) {
+					t.Errorf("error %q lacks %q", line, w)
+				}
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Errorf("failed commands left files in %s: %v", empty, entries)
 	}
 }
