@@ -61,6 +61,9 @@ func (m *Model) backward(s *op.Scope, tp *tape, vars map[*Layer][]tf.Output, dlo
 	grads := map[*Layer][]tf.Output{}
 	dy := dlogits
 	last := len(layers) - 1
+	// reluDone marks a ReLU whose gradient was already taken after the
+	// max-pooling that follows it (see the max_pooling2d case).
+	reluDone := false
 	for i := last; i >= 0; i-- {
 		l, r := layers[i], tp.records[i]
 		ls := s.SubScope(l.Name)
@@ -68,7 +71,10 @@ func (m *Model) backward(s *op.Scope, tp *tape, vars map[*Layer][]tf.Output, dlo
 		// Gradient at the activation's input.
 		switch l.Activation {
 		case "relu":
-			dy = op.ReluGrad(ls.SubScope("ReluGrad"), dy, r.out)
+			if !reluDone {
+				dy = op.ReluGrad(ls.SubScope("ReluGrad"), dy, r.out)
+			}
+			reluDone = false
 		case "softmax":
 			// i == last: dlogits is already the gradient at the softmax input.
 		}
@@ -77,7 +83,14 @@ func (m *Model) backward(s *op.Scope, tp *tape, vars map[*Layer][]tf.Output, dlo
 			strides := []int64{1, int64(l.Strides[0]), int64(l.Strides[1]), 1}
 			padding := strings.ToUpper(l.Padding)
 			kernel := vars[l][0]
-			db := op.BiasAddGrad(ls.SubScope("BiasAddGrad"), dy)
+			// The bias gradient sums dy over all but the channel axis.
+			// BiasAddGrad on dy seen as rows × channels: the same sum, but
+			// the oneDNN layout pass then leaves Conv2DBackpropFilter
+			// alone instead of fusing the two into
+			// _MklNativeConv2DBackpropFilterWithBias, whose bias path made
+			// the filter gradient ~25% slower (BENCHMARKS.md, History).
+			channels := op.Const(ls.SubScope("Const"), []int32{-1, int32(l.Params[1].Shape[0])})
+			db := op.BiasAddGrad(ls.SubScope("BiasAddGrad"), op.Reshape(ls.SubScope("Reshape"), dy, channels))
 			dw := op.Conv2DBackpropFilter(ls.SubScope("Conv2DBackpropFilter"), r.in,
 				op.Const(ls.SubScope("Const"), int32Shape(l.Params[0].Shape)), dy, strides, padding)
 			grads[l] = []tf.Output{dw, db}
@@ -98,6 +111,16 @@ func (m *Model) backward(s *op.Scope, tp *tape, vars map[*Layer][]tf.Output, dlo
 				dy = op.BatchMatMulV2(ls.SubScope("BatchMatMulV2"), dy, kernel, op.BatchMatMulV2AdjY(true))
 			}
 		case "max_pooling2d":
+			if needInput && l.Activation == "" && layers[i-1].Activation == "relu" {
+				// ReLU then max-pooling: take the ReLU's gradient on the
+				// pooled side, a quarter of the units for a 2×2 pool. Exact:
+				// MaxPoolGrad routes each gradient to its window's first
+				// maximum, which is a zero of the ReLU exactly when the
+				// pooled output is zero (all of the window ≤ 0), and ReluGrad
+				// on the pooled output zeroes those same gradients.
+				dy = op.ReluGrad(ls.SubScope("ReluGrad"), dy, r.out)
+				reluDone = true
+			}
 			if needInput {
 				dy = op.MaxPoolGrad(ls.SubScope("MaxPoolGrad"), r.in, r.pre, dy,
 					[]int64{1, int64(l.PoolSize[0]), int64(l.PoolSize[1]), 1},
