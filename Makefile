@@ -28,9 +28,9 @@ test: setup
 test-short: setup
 	@. $(ENV) && go test -short -count=1 ./...
 
-## bench: side-by-side Go vs Keras benchmark (writes BENCHMARKS.md)
+## bench: side-by-side Go vs Keras benchmark, XLA on and off, ~20 min (writes BENCHMARKS.md)
 bench: setup
-	scripts/bench
+	scripts/bench --xla both
 
 clean:
 	rm -rf bin output

@@ -13,11 +13,13 @@ Usage: .venv/bin/python scripts/profile_step.py DIR/deep.pb [--steps 10] [--intr
 import argparse
 import collections
 import os
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from google.protobuf import message  # noqa: E402
 
 
 def main():
@@ -31,8 +33,17 @@ def main():
     a = ap.parse_args()
 
     gd = tf.compat.v1.GraphDef()
-    with open(a.graphdef, "rb") as f:
-        gd.ParseFromString(f.read())
+    try:
+        with open(a.graphdef, "rb") as f:
+            gd.ParseFromString(f.read())
+    except (OSError, message.DecodeError) as e:
+        sys.exit(f"profile_step: read {a.graphdef}: {e} (write one with BENCH_GRAPHDEF=DIR go test -run XXX -bench TrainStep ./graph/)")
+    names = {n.name for n in gd.node}
+    missing = [n for n in ("images/Placeholder", "labels/Placeholder", "dropout_seed/Placeholder", "train_loss/Mean/Mean")
+               if n not in names]
+    if missing or not any(n.op == "NoOp" for n in gd.node):
+        sys.exit(f"profile_step: {a.graphdef} is not a Go training graph (missing {', '.join(missing) or 'the train NoOp'}); "
+                 "write one with BENCH_GRAPHDEF=DIR go test -run XXX -bench TrainStep ./graph/")
     g = tf.Graph()
     with g.as_default():
         tf.compat.v1.import_graph_def(gd, name="")
