@@ -45,17 +45,24 @@ type Options struct {
 	AutoGradients bool
 }
 
-// Variable is one resource variable of the model graph: a weight, an
-// optimiser slot or a counter. Name is its checkpoint key.
+// Variable is one variable of the model graph: a weight, an optimiser slot
+// or a counter. Name is its checkpoint key.
+//
+// Variables are resource variables, except the weights RMSprop updates row
+// by row and their slots (see buildOptimizer), which are reference
+// variables (VariableV2): a row-wise update puts a resource variable in
+// copy-on-read mode, and every step would then copy the matrix.
 type Variable struct {
 	Name  string
 	Shape []int
 	DType tf.DataType
 
-	handle   tf.Output
-	read     tf.Output
-	assignIn tf.Output
-	assign   *tf.Operation
+	ref       bool      // a VariableV2; handle is its reference output
+	handle    tf.Output // resource handle, or the reference for ref variables
+	read      tf.Output // value for evaluation, checkpoints and GetWeights
+	trainRead tf.Output // value for the training step (the same as read for resource variables)
+	assignIn  tf.Output
+	assign    *tf.Operation
 }
 
 // Model is a compiled Sequential: a TensorFlow graph and session holding the
@@ -162,6 +169,24 @@ func (m *Model) newVariable(s *op.Scope, name string, shape []int, dt tf.DataTyp
 	v.read = op.ReadVariableOp(vs.SubScope("ReadVariableOp"), v.handle, dt)
 	v.assignIn = op.Placeholder(vs.SubScope("init"), dt, op.PlaceholderShape(tf.MakeShape(shape64(shape)...)))
 	v.assign = op.AssignVariableOp(vs.SubScope("AssignVariableOp"), v.handle, v.assignIn)
+	v.trainRead = v.read
+	m.State = append(m.State, v)
+	return v
+}
+
+// newRefVariable adds a reference variable (VariableV2). Its reads share the
+// variable's buffer (no copy), so every op of the training step that reads
+// it must run before its in-place update: buildOptimizer orders the update
+// after the consumers of trainRead, which only the training step uses.
+func (m *Model) newRefVariable(s *op.Scope, name string, shape []int, dt tf.DataType) *Variable {
+	vs := s.SubScope(strings.NewReplacer("/", "_", ":", "_").Replace(name))
+	v := &Variable{Name: name, Shape: shape, DType: dt, ref: true}
+	v.handle = vs.AddOperation(tf.OpSpec{Type: "VariableV2", Name: "VariableV2",
+		Attrs: map[string]any{"shape": tf.MakeShape(shape64(shape)...), "dtype": dt, "shared_name": name}}).Output(0)
+	v.read = op.Identity(vs.SubScope("Read"), v.handle)
+	v.trainRead = op.Identity(vs.SubScope("TrainRead"), v.handle)
+	v.assignIn = op.Placeholder(vs.SubScope("init"), dt, op.PlaceholderShape(tf.MakeShape(shape64(shape)...)))
+	v.assign = vs.AddOperation(tf.OpSpec{Type: "Assign", Name: "Assign", Input: []tf.Input{v.handle, v.assignIn}})
 	m.State = append(m.State, v)
 	return v
 }
@@ -173,13 +198,19 @@ func (m *Model) build(root *op.Scope) error {
 	m.labels = op.Placeholder(root.SubScope("labels"), tf.Int32, op.PlaceholderShape(tf.MakeShape(-1)))
 	m.dropSeed = op.Placeholder(root.SubScope("dropout_seed"), tf.Int64, op.PlaceholderShape(tf.MakeShape(2)))
 
-	// Weights, in layer order, named as Keras names them.
-	vars := map[*Layer][]tf.Output{}
+	// Weights, in layer order, named as Keras names them. The training
+	// step and evaluation read them through separate ops (see Variable).
+	vars, evalVars := map[*Layer][]tf.Output{}, map[*Layer][]tf.Output{}
 	for _, l := range seq.Layers {
 		for _, p := range l.Params {
-			v := m.newVariable(root, l.Name+"/"+p.Name, p.Shape, tf.Float)
+			newVar := m.newVariable
+			if m.rowWise(p.Shape) {
+				newVar = m.newRefVariable
+			}
+			v := newVar(root, l.Name+"/"+p.Name, p.Shape, tf.Float)
 			m.Weights = append(m.Weights, v)
-			vars[l] = append(vars[l], v.read)
+			vars[l] = append(vars[l], v.trainRead)
+			evalVars[l] = append(evalVars[l], v.read)
 		}
 	}
 
@@ -190,7 +221,7 @@ func (m *Model) build(root *op.Scope) error {
 	}
 	var tp tape
 	trainLogits, trainOut := m.forwardTape(root.SubScope("train"), x, vars, &tp)
-	evalLogits, evalOut := m.forward(root.SubScope("eval"), x, vars, false)
+	evalLogits, evalOut := m.forward(root.SubScope("eval"), x, evalVars, false)
 	m.logits, m.evalLogits, m.evalProbs = trainLogits, evalLogits, evalOut
 
 	onehot := op.OneHot(root.SubScope("OneHot"), m.labels, op.Const(root.SubScope("Const"), int32(o.Classes)), op.Const(root.SubScope("Const"), float32(1)), op.Const(root.SubScope("Const"), float32(0)))
@@ -203,7 +234,7 @@ func (m *Model) build(root *op.Scope) error {
 	}
 	reads := make([]tf.Output, len(m.Weights))
 	for i, v := range m.Weights {
-		reads[i] = v.read
+		reads[i] = v.trainRead
 	}
 	if o.AutoGradients || !m.explicitBackward() {
 		m.grads = op.Gradients(root.SubScope("gradients"), []tf.Output{m.loss}, reads)

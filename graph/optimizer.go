@@ -28,11 +28,13 @@ import (
 //     is the float32 op Keras runs, in Keras's order.
 //
 // A large matrix (the shallow net's 8192×512 dense kernel) is updated by
-// ResourceSparseApplyRMSProp over all its rows instead: the same law
+// SparseApplyRMSProp over all its rows instead: the same law
 // (v = ρv + (1−ρ)g², Keras's own form; then lr·g·rsqrt(v+ε)), applied row
 // by row, so each row's var, v and g are read once while in cache, where the
 // dense kernel makes three passes over 16 MiB arrays (BENCHMARKS.md,
-// History: 3.4–4.8 → 2.3–2.5 ms a step).
+// History: 3.4–4.8 → 2.3–2.5 ms a step). It is the reference-variable op:
+// on a resource variable a sparse update switches TensorFlow to
+// copy-on-read, a 16 MiB copy at every read (1.3–3.9 ms a step).
 //
 // Slot names follow Keras 3: <optimizer>/<layer>_<weight>_<slot>.
 func (m *Model) buildOptimizer(s *op.Scope) error {
@@ -41,7 +43,11 @@ func (m *Model) buildOptimizer(s *op.Scope) error {
 	m.iteration = m.newVariable(s, name+"/iteration", nil, tf.Int64)
 	f := func(x float64) tf.Output { return op.Const(s.SubScope("Const"), float32(x)) }
 	slot := func(w *Variable, what string) *Variable {
-		return m.newVariable(s, name+"/"+strings.ReplaceAll(w.Name, "/", "_")+"_"+what, w.Shape, tf.Float)
+		newVar := m.newVariable
+		if w.ref {
+			newVar = m.newRefVariable
+		}
+		return newVar(s, name+"/"+strings.ReplaceAll(w.Name, "/", "_")+"_"+what, w.Shape, tf.Float)
 	}
 	var step tf.Output
 	if name == "adam" {
@@ -58,9 +64,15 @@ func (m *Model) buildOptimizer(s *op.Scope) error {
 					f(o.LearningRate), f(o.Rho), f(o.Momentum), f(o.Epsilon), g))
 			} else {
 				ms, mom := slot(w, "velocity"), slot(w, "momentum")
-				if len(w.Shape) == 2 && w.Shape[0]*w.Shape[1] >= sparseRMSPropMin {
-					applies = append(applies, op.ResourceSparseApplyRMSProp(s.SubScope("ResourceSparseApplyRMSProp"), w.handle, ms.handle, mom.handle,
-						f(o.LearningRate), f(o.Rho), f(o.Momentum), f(o.Epsilon), g, op.Const(s.SubScope("Const"), allRows(w.Shape[0]))))
+				if w.ref {
+					// In place on shared buffers: after every op of the step that reads w.
+					var readers []*tf.Operation
+					for _, c := range w.trainRead.Consumers() {
+						readers = append(readers, c.Op)
+					}
+					applies = append(applies, s.WithControlDependencies(readers...).AddOperation(tf.OpSpec{Type: "SparseApplyRMSProp",
+						Input: []tf.Input{w.handle, ms.handle, mom.handle, f(o.LearningRate), f(o.Rho), f(o.Momentum), f(o.Epsilon), g,
+							op.Const(s.SubScope("Const"), allRows(w.Shape[0]))}}))
 					continue
 				}
 				applies = append(applies, op.ResourceApplyRMSProp(s.SubScope("ResourceApplyRMSProp"), w.handle, ms.handle, mom.handle,
@@ -87,6 +99,13 @@ func (m *Model) buildOptimizer(s *op.Scope) error {
 
 // sparseRMSPropMin is the weight size from which RMSprop updates row by row.
 const sparseRMSPropMin = 1 << 20
+
+// rowWise reports whether a weight of this shape is updated row by row
+// (non-centred RMSprop on a matrix of sparseRMSPropMin weights or more).
+func (m *Model) rowWise(shape []int) bool {
+	o := m.opts.Optimizer
+	return o.Name == "rmsprop" && !o.Centered && len(shape) == 2 && shape[0]*shape[1] >= sparseRMSPropMin
+}
 
 // allRows is the indices 0..n−1.
 func allRows(n int) []int32 {

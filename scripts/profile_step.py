@@ -54,7 +54,7 @@ def main():
     # Initialise every variable through its init placeholder (Glorot-sized
     # uniform values: step cost does not depend on them).
     for n in gd.node:
-        if n.op == "AssignVariableOp" and n.input[1].endswith("/init/Placeholder"):
+        if n.op in ("AssignVariableOp", "Assign") and n.input[1].endswith("/init/Placeholder"):
             ph = g.get_tensor_by_name(n.input[1] + ":0")
             shape = ph.shape.as_list()
             val = (rng.uniform(-0.05, 0.05, shape) if shape else np.array(0)).astype(ph.dtype.as_numpy_dtype)
