@@ -2,10 +2,10 @@ package graph
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strings"
 
 	tf "github.com/wamuir/graft/tensorflow"
@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
+	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 )
 
 // Options configures how a Sequential becomes a trainable TensorFlow graph.
@@ -546,20 +547,8 @@ func (m *Model) Device() string {
 // WriteGraphDef writes the model's GraphDef (binary protobuf) to path, for
 // inspection and profiling outside Go (e.g. tf.compat.v1 import_graph_def).
 func (m *Model) WriteGraphDef(path string) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write graph %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := m.graph.WriteTo(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write graph %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write graph %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write graph %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, func(w io.Writer) error {
+		_, err := m.graph.WriteTo(w)
+		return err
+	})
 }

@@ -20,15 +20,7 @@ func TestProfileStep(t *testing.T) {
 	}
 	py := testenv.Python(t)
 	script := filepath.Join(testenv.RepoRoot(t), "scripts", "profile_step.py")
-	seq, err := NewSequential(config.ShallowLayers(), []int{32, 32, 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Compile(seq, Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer("rmsprop")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := compileNet(t, config.ShallowLayers(), Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer("rmsprop")})
 	dir := t.TempDir()
 	pb := filepath.Join(dir, "shallow.pb")
 	if err := m.WriteGraphDef(pb); err != nil {
