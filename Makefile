@@ -28,7 +28,7 @@ test: setup
 test-short: setup
 	@. $(ENV) && go test -short -count=1 ./...
 
-## bench: side-by-side Go vs Keras benchmark, XLA on and off, ~20 min (writes BENCHMARKS.md)
+## bench: side-by-side Go vs Keras benchmark, XLA on and off, ~13 min on 2 cores (writes BENCHMARKS.md)
 bench: setup
 	scripts/bench --xla both
 
