@@ -1,5 +1,5 @@
 // Package scripts holds the project's setup, reference and benchmark
-// scripts; its tests check the setup script's behaviour.
+// scripts; its tests check the setup and bench scripts' behaviour.
 package scripts
 
 import (
