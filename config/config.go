@@ -17,6 +17,9 @@ type Config struct {
 	Augment Augment `mapstructure:"augment" yaml:"augment"`
 	Runtime Runtime `mapstructure:"runtime" yaml:"runtime"`
 	Output  Output  `mapstructure:"output" yaml:"output"`
+
+	// Source is the file the config came from, for errors that name a line.
+	Source Source `mapstructure:"-" yaml:"-"`
 }
 
 // Data says where CIFAR-10 comes from and how it is split.
@@ -55,31 +58,32 @@ type Synthetic struct {
 	Test  int `mapstructure:"test" yaml:"test"`
 }
 
-// Model is a Keras Sequential stack.
+// Model is the network: a list of layers. A layer without inputs takes the
+// previous layer's output (the model input for the first), so a plain list
+// is a Keras Sequential; inputs naming earlier layers make a functional
+// model (a DAG, with merge layers taking several inputs). The last layer is
+// the model's output.
 type Model struct {
 	Layers []Layer `mapstructure:"layers" yaml:"layers"`
 }
 
-// Layer is one Keras layer. Type selects which fields apply; the others must
-// stay unset.
+// InputName names the model input in a layer's inputs list.
+const InputName = "input"
+
+// Layer is one Keras layer: its kind, name, inputs, and the kind's Keras
+// arguments (filters, kernel_size, units, activation, ...). The engine's
+// layer registry, not this package, knows which arguments each kind takes.
 type Layer struct {
-	// Type is conv2d, activation, max_pooling2d, dropout, flatten or dense.
-	Type string `mapstructure:"type" yaml:"type" json:"type,omitempty"`
+	// Type is the layer kind in Keras's snake case: conv2d, dense,
+	// batch_normalization, add, ... (graph's layer registry lists them).
+	Type string `mapstructure:"type" yaml:"type"`
 	// Name overrides the Keras auto-name (conv2d, conv2d_1, dense, ...).
-	Name string `mapstructure:"name" yaml:"name,omitempty" json:"name,omitempty"`
-	// Conv2D.
-	Filters    int    `mapstructure:"filters" yaml:"filters,omitempty" json:"filters,omitempty"`
-	KernelSize []int  `mapstructure:"kernel_size" yaml:"kernel_size,omitempty" json:"kernel_size,omitempty"`
-	Strides    []int  `mapstructure:"strides" yaml:"strides,omitempty" json:"strides,omitempty"`
-	Padding    string `mapstructure:"padding" yaml:"padding,omitempty" json:"padding,omitempty"`
-	// Dense.
-	Units int `mapstructure:"units" yaml:"units,omitempty" json:"units,omitempty"`
-	// Activation (also accepted by conv2d and dense, as in Keras).
-	Activation string `mapstructure:"activation" yaml:"activation,omitempty" json:"activation,omitempty"`
-	// MaxPooling2D.
-	PoolSize []int `mapstructure:"pool_size" yaml:"pool_size,omitempty" json:"pool_size,omitempty"`
-	// Dropout.
-	Rate float64 `mapstructure:"rate" yaml:"rate,omitempty" json:"rate,omitempty"`
+	Name string `mapstructure:"name" yaml:"name,omitempty"`
+	// Inputs names the layers (or "input") feeding this one; empty means
+	// the previous layer.
+	Inputs []string `mapstructure:"inputs" yaml:"inputs,omitempty"`
+	// Args are the remaining keys: the kind's Keras arguments.
+	Args map[string]any `mapstructure:",remain" yaml:",inline"`
 }
 
 // Train configures compile + fit.
@@ -97,18 +101,15 @@ type Train struct {
 	Verbose string `mapstructure:"verbose" yaml:"verbose"`
 }
 
-// Optimizer holds Keras 3 optimiser hyperparameters; Name selects which apply.
+// Optimizer names a Keras 3 optimiser and its arguments (learning_rate,
+// rho, momentum, ...). Which arguments apply, and their defaults, belong to
+// the optimiser (graph's optimizer registry); a key the chosen optimiser
+// does not take is an error there.
 type Optimizer struct {
-	// Name is rmsprop, sgd or adam.
-	Name         string  `mapstructure:"name" yaml:"name" json:"name,omitempty"`
-	LearningRate float64 `mapstructure:"learning_rate" yaml:"learning_rate"`
-	Rho          float64 `mapstructure:"rho" yaml:"rho"`
-	Momentum     float64 `mapstructure:"momentum" yaml:"momentum"`
-	Epsilon      float64 `mapstructure:"epsilon" yaml:"epsilon"`
-	Centered     bool    `mapstructure:"centered" yaml:"centered"`
-	Nesterov     bool    `mapstructure:"nesterov" yaml:"nesterov"`
-	Beta1        float64 `mapstructure:"beta_1" yaml:"beta_1"`
-	Beta2        float64 `mapstructure:"beta_2" yaml:"beta_2"`
+	// Name is rmsprop, sgd, adam, ... (graph's optimizer registry lists them).
+	Name string `mapstructure:"name" yaml:"name"`
+	// Args are the remaining keys: the optimiser's Keras arguments.
+	Args map[string]any `mapstructure:",remain" yaml:",inline"`
 }
 
 // Augment mirrors Keras's ImageDataGenerator arguments plus the stream that
@@ -192,7 +193,7 @@ func Default() Config {
 			Epochs:    20,
 			Shuffle:   true,
 			Loss:      "categorical_crossentropy",
-			Optimizer: DefaultOptimizer("rmsprop"),
+			Optimizer: Optimizer{Name: "rmsprop", Args: map[string]any{"learning_rate": 0.001}},
 			Verbose:   "auto",
 		},
 		Augment: Augment{
@@ -210,32 +211,18 @@ func Default() Config {
 	}
 }
 
-// DefaultOptimizer returns Keras 3's defaults for the named optimiser
-// (keras/src/optimizers/{rmsprop,sgd,adam}.py). Unknown names get RMSprop's
-// values and fail validation later.
-func DefaultOptimizer(name string) Optimizer {
-	switch name {
-	case "sgd":
-		return Optimizer{Name: "sgd", LearningRate: 0.01}
-	case "adam":
-		return Optimizer{Name: "adam", LearningRate: 0.001, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7}
-	default:
-		return Optimizer{Name: name, LearningRate: 0.001, Rho: 0.9, Epsilon: 1e-7}
-	}
-}
-
 // ShallowLayers is the notebook's first network (4,200,842 parameters).
 func ShallowLayers() []Layer {
 	return []Layer{
-		{Type: "conv2d", Filters: 32, KernelSize: []int{3, 3}, Padding: "same"},
-		{Type: "activation", Activation: "relu"},
-		{Type: "max_pooling2d", PoolSize: []int{2, 2}},
-		{Type: "dropout", Rate: 0.25},
+		{Type: "conv2d", Args: map[string]any{"filters": 32, "kernel_size": []any{3, 3}, "padding": "same"}},
+		{Type: "activation", Args: map[string]any{"activation": "relu"}},
+		{Type: "max_pooling2d", Args: map[string]any{"pool_size": []any{2, 2}}},
+		{Type: "dropout", Args: map[string]any{"rate": 0.25}},
 		{Type: "flatten"},
-		{Type: "dense", Units: 512},
-		{Type: "activation", Activation: "relu"},
-		{Type: "dropout", Rate: 0.5},
-		{Type: "dense", Units: 10},
-		{Type: "activation", Activation: "softmax"},
+		{Type: "dense", Args: map[string]any{"units": 512}},
+		{Type: "activation", Args: map[string]any{"activation": "relu"}},
+		{Type: "dropout", Args: map[string]any{"rate": 0.5}},
+		{Type: "dense", Args: map[string]any{"units": 10}},
+		{Type: "activation", Args: map[string]any{"activation": "softmax"}},
 	}
 }

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,26 +35,71 @@ func TestDefaultsAreTheNotebooks(t *testing.T) {
 	}
 	o := cfg.Train.Optimizer
 	if cfg.Train.BatchSize != 128 || cfg.Train.Epochs != 20 || cfg.Data.Classes != 10 || cfg.Data.ValidationSplit != 0.2 ||
-		o.Name != "rmsprop" || o.LearningRate != 0.001 || o.Rho != 0.9 || o.Epsilon != 1e-7 || o.Momentum != 0 || o.Centered ||
+		o.Name != "rmsprop" || o.Args["learning_rate"] != 0.001 ||
 		len(cfg.Data.ImageShape) != 3 || cfg.Data.ImageShape[0] != 32 || cfg.Output.Dir != "output" || len(cfg.Model.Layers) != 10 {
 		t.Fatalf("defaults differ from the notebook: %+v", cfg)
 	}
 }
 
-func TestOptimizerDefaultsFollowName(t *testing.T) {
-	cfg, err := Load(writeConfig(t, "train:\n  optimizer: {name: adam}\n"), nil)
+// TestEngineArgsKept: the optimizer's and the layers' own keys are kept
+// for the engine to check (graph's registries), from the file and --set.
+func TestEngineArgsKept(t *testing.T) {
+	cfg, err := Load(writeConfig(t, "train:\n  optimizer: {name: adam, beta_1: 0.8}\nmodel:\n  layers:\n    - {type: dense, units: 10, name: out, inputs: [input]}\n"),
+		[]string{"train.optimizer.learning_rate=0.01"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := cfg.Train.Optimizer; o.Beta1 != 0.9 || o.Beta2 != 0.999 || o.Epsilon != 1e-7 || o.LearningRate != 0.001 {
-		t.Fatalf("adam defaults: %+v", o)
+	if o := cfg.Train.Optimizer; o.Name != "adam" || o.Args["beta_1"] != 0.8 || o.Args["learning_rate"] != 0.01 {
+		t.Fatalf("optimizer: %+v", o)
 	}
-	cfg, err = Load(writeConfig(t, ""), []string{"train.optimizer.name=sgd"})
-	if err != nil {
+	l := cfg.Model.Layers[0]
+	if l.Type != "dense" || l.Name != "out" || len(l.Inputs) != 1 || l.Inputs[0] != "input" || l.Args["units"] != 10 || len(l.Args) != 1 {
+		t.Fatalf("layer: %+v", l)
+	}
+	if n := cfg.Source.Line("model.layers[0].units"); n != 5 {
+		t.Errorf("line of model.layers[0].units = %d, want 5", n)
+	}
+}
+
+// TestDecodeArgs: a component's arguments decode as strictly as the rest
+// of the config, each error a KeyError naming the key.
+func TestDecodeArgs(t *testing.T) {
+	type args struct {
+		Units   int     `mapstructure:"units"`
+		Rate    float64 `mapstructure:"rate"`
+		Kernel  []int   `mapstructure:"kernel_size"`
+		UseBias bool    `mapstructure:"use_bias"`
+	}
+	good := args{}
+	if err := DecodeArgs(map[string]any{"units": 3, "rate": 0.5, "kernel_size": 3, "use_bias": true}, &good, "model.layers[0]", "dense"); err != nil {
 		t.Fatal(err)
 	}
-	if o := cfg.Train.Optimizer; o.LearningRate != 0.01 || o.Momentum != 0 || o.Nesterov {
-		t.Fatalf("sgd defaults: %+v", o)
+	if good.Units != 3 || good.Rate != 0.5 || len(good.Kernel) != 1 || good.Kernel[0] != 3 || !good.UseBias {
+		t.Fatalf("decoded %+v", good)
+	}
+	for _, tc := range []struct {
+		in   map[string]any
+		want []string
+	}{
+		{map[string]any{"unit": 3}, []string{"model.layers[0].unit", "dense does not take unit", "did you mean units"}},
+		{map[string]any{"units": 2.5}, []string{"model.layers[0].units", "whole number"}},
+		{map[string]any{"units": "many"}, []string{"model.layers[0].units", "whole number"}},
+		{map[string]any{"use_bias": 1}, []string{"model.layers[0].use_bias", "true or false"}},
+		{map[string]any{"rate": math.NaN()}, []string{"model.layers[0].rate", "not a finite number"}},
+		{map[string]any{"rate": math.Inf(1)}, []string{"model.layers[0].rate", "not a finite number"}},
+	} {
+		var a args
+		err := DecodeArgs(tc.in, &a, "model.layers[0]", "dense")
+		var ke *KeyError
+		if err == nil || !errors.As(err, &ke) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: err = %v, want a one-line KeyError", tc.in, err)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: %q lacks %q", tc.in, err, w)
+			}
+		}
 	}
 }
 
@@ -76,16 +123,13 @@ func TestBadConfigs(t *testing.T) {
 	}{
 		{"misspelled top key", "trian: {epochs: 3}\n", nil, []string{"c.yaml:1", "unknown key trian", "did you mean train"}},
 		{"misspelled nested key", "train:\n  batch_sizee: 3\n", nil, []string{"c.yaml:2", "unknown key train.batch_sizee", "train.batch_size"}},
-		{"misspelled layer key", "model:\n  layers:\n    - {type: dense, unit: 3}\n", nil, []string{"c.yaml:3", "model.layers[0].unit", "units"}},
 		{"string for int", "train: {epochs: many}\n", nil, []string{"train.epochs"}},
 		{"fraction for int", "train: {batch_size: 12.5}\n", nil, []string{"train.batch_size", "whole number"}},
 		{"number for bool", "train: {shuffle: 1}\n", nil, []string{"train.shuffle", "true or false"}},
 		{"section not a map", "train: 5\n", nil, []string{"train must be a mapping"}},
 		{"bad yaml", "train: [1,\n", nil, []string{"not valid YAML"}},
 		{"split out of range", "data: {validation_split: 1.5}\n", nil, []string{"data.validation_split"}},
-		{"unknown optimizer", "train: {optimizer: {name: adagrad}}\n", nil, []string{"train.optimizer.name", "adagrad"}},
-		{"unknown layer", "model: {layers: [{type: lstm}]}\n", nil, []string{"model.layers[0]", "lstm"}},
-		{"layer arg that does not apply", "model: {layers: [{type: flatten, units: 3}]}\n", nil, []string{"model.layers[0]", "units does not apply"}},
+		{"layer without type", "model: {layers: [{units: 3}]}\n", nil, []string{"c.yaml:1", "model.layers[0].type", "missing"}},
 		{"bad fill mode", "augment: {fill_mode: mirror}\n", nil, []string{"augment.fill_mode"}},
 		{"unknown --set key", "", []string{"train.epoch=3"}, []string{"--set train.epoch", "did you mean train.epochs"}},
 		{"truncated --set key", "", []string{"augment.rotation=3"}, []string{"--set augment.rotation", "did you mean augment.rotation_range"}},

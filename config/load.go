@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
@@ -44,18 +45,6 @@ func Load(path string, sets []string) (Config, error) {
 		return Config{}, fmt.Errorf("config %s: %s", path, oneLine(err.Error()))
 	}
 	setDefaults(v, Default())
-	// Optimiser defaults follow the chosen optimiser, as Keras's do.
-	for _, s := range sets {
-		if k, val, ok := strings.Cut(s, "="); ok && strings.TrimSpace(k) == "train.optimizer.name" {
-			v.Set("train.optimizer.name", strings.TrimSpace(val))
-		}
-	}
-	name := v.GetString("train.optimizer.name")
-	if env, ok := os.LookupEnv(EnvPrefix + "_TRAIN_OPTIMIZER_NAME"); ok {
-		name = env
-	}
-	setDefaults(v, map[string]any{"train": map[string]any{"optimizer": toMap(DefaultOptimizer(name))}})
-
 	v.SetEnvPrefix(EnvPrefix)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
@@ -67,7 +56,7 @@ func Load(path string, sets []string) (Config, error) {
 		if !ok || k == "" {
 			return Config{}, fmt.Errorf("--set %q: want key=value, e.g. --set train.epochs=5", s)
 		}
-		if _, isKnown := known[k]; !isKnown {
+		if _, isKnown := known[k]; !isKnown && !openKey(k) {
 			return Config{}, fmt.Errorf("--set %s: unknown key%s", k, suggest(k, known))
 		}
 		var parsed any
@@ -85,8 +74,10 @@ func Load(path string, sets []string) (Config, error) {
 	if err := v.Unmarshal(&cfg, dec); err != nil {
 		return Config{}, fmt.Errorf("config %s: %s", path, decodeError(err))
 	}
+	cfg.Source = Source{Path: path, lines: map[string]int{}}
+	recordLines(&root, "", cfg.Source.lines)
 	if err := cfg.Validate(); err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
+		return Config{}, cfg.Source.Wrap(err)
 	}
 	return cfg, nil
 }
@@ -152,7 +143,7 @@ func knownKeys(t reflect.Type, prefix string) map[string]reflect.Type {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := f.Tag.Get("mapstructure")
-		if tag == "" || tag == "-" {
+		if tag == "" || tag == "-" || strings.HasPrefix(tag, ",") {
 			continue
 		}
 		k := prefix + tag
@@ -164,6 +155,13 @@ func knownKeys(t reflect.Type, prefix string) map[string]reflect.Type {
 		}
 	}
 	return out
+}
+
+// openKey reports whether a --set key lies in a section whose keys the
+// engine checks (the optimiser's arguments).
+func openKey(k string) bool {
+	rest, ok := strings.CutPrefix(k, "train.optimizer.")
+	return ok && rest != "" && !strings.Contains(rest, ".")
 }
 
 // checkKeys walks the YAML document and reports the first key the Config
@@ -181,8 +179,13 @@ func checkKeys(root *yaml.Node, path string) error {
 
 func walkKeys(n *yaml.Node, t reflect.Type, prefix, path string) error {
 	fields := map[string]reflect.Type{}
+	open := false // the struct keeps unknown keys (",remain"): the engine checks them
 	for i := range t.NumField() {
-		if tag := t.Field(i).Tag.Get("mapstructure"); tag != "" {
+		tag := t.Field(i).Tag.Get("mapstructure")
+		switch {
+		case tag == ",remain":
+			open = true
+		case tag != "" && tag != "-":
 			fields[tag] = t.Field(i).Type
 		}
 	}
@@ -190,6 +193,9 @@ func walkKeys(n *yaml.Node, t reflect.Type, prefix, path string) error {
 		kn, vn := n.Content[i], n.Content[i+1]
 		key := prefix + kn.Value
 		ft, ok := fields[kn.Value]
+		if !ok && open {
+			continue
+		}
 		if !ok {
 			known := map[string]reflect.Type{}
 			for k, tt := range fields {
@@ -305,3 +311,68 @@ func toMap(s any) map[string]any {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// DecodeArgs decodes the arguments of one engine component (a layer's or an
+// optimiser's keys) into out, a pointer to a struct with mapstructure tags
+// holding the defaults, as strictly as the rest of the config: an unknown
+// key (with a "did you mean"), a wrong type or a fractional int is a
+// KeyError under prefix (model.layers[3], train.optimizer). A single
+// number is accepted where a list is wanted (kernel_size: 3), as Keras
+// accepts an int for a tuple.
+func DecodeArgs(in map[string]any, out any, prefix, what string) error {
+	t := reflect.TypeOf(out).Elem()
+	known := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		if tag := t.Field(i).Tag.Get("mapstructure"); tag != "" && tag != "-" {
+			known[tag] = t.Field(i).Type
+		}
+	}
+	keys := make([]string, 0, len(in))
+	for k := range in {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if _, ok := known[k]; !ok {
+			names := make([]string, 0, len(known))
+			for n := range known {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return KeyErrorf(prefix+"."+k, "%s does not take %s%s (it takes: %s)", what, k, suggest(k, known), strings.Join(names, ", "))
+		}
+	}
+	dc := &mapstructure.DecoderConfig{
+		DecodeHook:       mapstructure.ComposeDecodeHookFunc(finite, strictScalars, scalarToSlice),
+		WeaklyTypedInput: false,
+		ErrorUnused:      true,
+		Result:           out,
+	}
+	d, err := mapstructure.NewDecoder(dc)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		// One key at a time, so the error names it.
+		if err := d.Decode(map[string]any{k: in[k]}); err != nil {
+			return KeyErrorf(prefix+"."+k, "%s", strings.TrimPrefix(decodeError(err), k+": "))
+		}
+	}
+	return nil
+}
+
+// finite rejects NaN and ±Inf, which YAML spells .nan and .inf.
+func finite(from, to reflect.Type, data any) (any, error) {
+	if f, ok := data.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+		return nil, fmt.Errorf("%v is not a finite number", f)
+	}
+	return data, nil
+}
+
+// scalarToSlice lets one value stand for a list (kernel_size: 3 → [3]).
+func scalarToSlice(from, to reflect.Type, data any) (any, error) {
+	if to.Kind() == reflect.Slice && from.Kind() != reflect.Slice && from.Kind() != reflect.Array && data != nil {
+		return []any{data}, nil
+	}
+	return data, nil
+}

@@ -16,40 +16,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/cifar-pipeline/cifar-pipeline/pixels"
 )
 
 // Split is one split (train, test, a validation part) in memory.
-type Split struct {
-	// Images holds Len() images of H×W×C bytes each, NHWC.
-	Images []uint8
-	// Labels holds one class index per image.
-	Labels []uint8
-	// H, W, C are the image height, width and channel count.
-	H, W, C int
-}
-
-// Len is the number of images.
-func (s *Split) Len() int {
-	if s == nil {
-		return 0
-	}
-	return len(s.Labels)
-}
-
-// ImageSize is H·W·C, the bytes of one image.
-func (s *Split) ImageSize() int { return s.H * s.W * s.C }
-
-// Image returns image i (H×W×C bytes, HWC); it shares memory with s.
-func (s *Split) Image(i int) []uint8 {
-	n := s.ImageSize()
-	return s.Images[i*n : (i+1)*n : (i+1)*n]
-}
-
-// Slice returns images lo..hi-1 as a Split sharing memory with s.
-func (s *Split) Slice(lo, hi int) *Split {
-	n := s.ImageSize()
-	return &Split{Images: s.Images[lo*n : hi*n : hi*n], Labels: s.Labels[lo:hi:hi], H: s.H, W: s.W, C: s.C}
-}
+type Split = pixels.Set
 
 // Set is CIFAR-10 (or a CIFAR-format set) loaded in memory.
 type Set struct {

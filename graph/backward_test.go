@@ -14,41 +14,27 @@ import (
 // Graph.AddGradients (the C++ gradient registry).
 func compileSmallAutograd(t *testing.T, opt string) *Model {
 	t.Helper()
-	return compileNet(t, smallNet(), Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer(opt), AutoGradients: true})
-}
-
-func compileNet(t *testing.T, layers []config.Layer, o Options) *Model {
-	t.Helper()
-	seq, err := NewSequential(layers, []int{32, 32, 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Compile(seq, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
+	return compileNet(t, smallNet(), Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: optimizer(t, opt), AutoGradients: true})
 }
 
 // miniDeep has every layer kind and path of the deep net: stacked convs
 // (same and strided valid), relu, pooling, dropout before and after flatten.
 func miniDeep() []config.Layer {
 	return []config.Layer{
-		{Type: "conv2d", Filters: 4, KernelSize: []int{3}, Padding: "same"},
-		{Type: "activation", Activation: "relu"},
-		{Type: "conv2d", Filters: 6, KernelSize: []int{3}, Padding: "same", Activation: "relu"},
-		{Type: "max_pooling2d", PoolSize: []int{2}},
-		{Type: "dropout", Rate: 0.25},
-		{Type: "conv2d", Filters: 8, KernelSize: []int{3}, Strides: []int{3}},
-		{Type: "activation", Activation: "relu"},
-		{Type: "max_pooling2d", PoolSize: []int{2}},
-		{Type: "dropout", Rate: 0.3},
-		{Type: "flatten"},
-		{Type: "dense", Units: 16, Activation: "relu"},
-		{Type: "dropout", Rate: 0.5},
-		{Type: "dense", Units: 10},
-		{Type: "activation", Activation: "softmax"},
+		lay("conv2d", "filters", 4, "kernel_size", 3, "padding", "same"),
+		lay("activation", "activation", "relu"),
+		lay("conv2d", "filters", 6, "kernel_size", 3, "padding", "same", "activation", "relu"),
+		lay("max_pooling2d", "pool_size", 2),
+		lay("dropout", "rate", 0.25),
+		lay("conv2d", "filters", 8, "kernel_size", 3, "strides", 3),
+		lay("activation", "activation", "relu"),
+		lay("max_pooling2d", "pool_size", 2),
+		lay("dropout", "rate", 0.3),
+		lay("flatten"),
+		lay("dense", "units", 16, "activation", "relu"),
+		lay("dropout", "rate", 0.5),
+		lay("dense", "units", 10),
+		lay("activation", "activation", "softmax"),
 	}
 }
 
@@ -63,7 +49,7 @@ func TestExplicitBackwardMatchesAddGradients(t *testing.T) {
 		net  []config.Layer
 	}{{"small", smallNet()}, {"mini-deep", miniDeep()}} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := Options{Seed: 7, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer("rmsprop")}
+			o := Options{Seed: 7, Normalize: true, Classes: 10, Optimizer: optimizer(t, "rmsprop")}
 			explicit := compileNet(t, tc.net, o)
 			o.AutoGradients = true
 			auto := compileNet(t, tc.net, o)
@@ -116,7 +102,7 @@ func TestReluGradReadsReluOutput(t *testing.T) {
 		}
 		return fromBiasAdd, total
 	}
-	o := Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer("rmsprop")}
+	o := Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: optimizer(t, "rmsprop")}
 	if b, total := count(compileNet(t, miniDeep(), o)); b != 0 || total != 4 {
 		t.Errorf("explicit: %d of %d ReluGrads read a BiasAdd output, want 0 of 4", b, total)
 	}
@@ -131,8 +117,8 @@ func TestReluGradReadsReluOutput(t *testing.T) {
 // AddGradients.
 func TestExplicitBackwardFallback(t *testing.T) {
 	net := smallNet()
-	net[len(net)-1] = config.Layer{Type: "activation", Activation: "linear"}
-	m := compileNet(t, net, Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer("rmsprop")})
+	net[len(net)-1] = lay("activation", "activation", "linear")
+	m := compileNet(t, net, Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: optimizer(t, "rmsprop")})
 	if m.explicitBackward() {
 		t.Fatal("explicit backward claims a net without a final softmax")
 	}
@@ -150,9 +136,11 @@ func TestDropoutMask(t *testing.T) {
 		units int
 	}{{0.25, 4096}, {0.5, 1001}, {0.3, 4097}, {0.1, 2}} {
 		s := op.NewScope()
-		m := &Model{dropSeed: op.Placeholder(s.SubScope("seed"), tf.Int64, op.PlaceholderShape(tf.MakeShape(2)))}
+		seedIn := op.Placeholder(s.SubScope("seed"), tf.Int64, op.PlaceholderShape(tf.MakeShape(2)))
 		x := op.Placeholder(s.SubScope("x"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, int64(tc.units))))
-		y, mask := m.dropout(s.SubScope("dropout"), x, tc.rate, 3, tc.units)
+		c := &Call{Scope: s.SubScope("dropout"), In: []tf.Output{x}, InShapes: []Shape{{tc.units}}, Training: true, Seed: seedIn, Index: 3}
+		y := (&Dropout{Rate: tc.rate}).Call(c)
+		mask, _ := c.Kept("mask")
 		g, err := s.Finalize()
 		if err != nil {
 			t.Fatal(err)
@@ -172,7 +160,7 @@ func TestDropoutMask(t *testing.T) {
 		xt, _ := tf.NewTensor(ones)
 		run := func(seed, step int64) ([][]float32, [][]float32) {
 			st, _ := tf.NewTensor([]int64{seed, step})
-			out, err := sess.Run(map[tf.Output]*tf.Tensor{x: xt, m.dropSeed: st}, []tf.Output{y, mask}, nil)
+			out, err := sess.Run(map[tf.Output]*tf.Tensor{x: xt, seedIn: st}, []tf.Output{y, mask}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,20 +16,15 @@ import (
 // builds the backward pass with Graph.AddGradients, BENCH_GRAPHDEF=DIR
 // writes each model's GraphDef to DIR/<net>.pb for profiling.
 func BenchmarkTrainStep(b *testing.B) {
-	deep, err := config.Load(filepath.Join("..", "configs", "deep.yaml"), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name string
-		net  []config.Layer
-	}{{"shallow", config.ShallowLayers()}, {"deep", deep.Model.Layers}} {
+	for _, tc := range []struct{ name, file string }{
+		{"shallow", "config.yaml"}, {"deep", "configs/deep.yaml"}, {"resnet20", "configs/resnet20.yaml"},
+	} {
 		b.Run(tc.name, func(b *testing.B) {
-			seq, err := NewSequential(tc.net, []int{32, 32, 3})
+			cfg, err := config.Load(filepath.Join("..", tc.file), nil)
 			if err != nil {
 				b.Fatal(err)
 			}
-			m, err := Compile(seq, Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer("rmsprop"),
+			m, err := Compile(newNet(b, cfg.Model.Layers), Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: optimizer(b, "rmsprop"),
 				XLA: os.Getenv("BENCH_XLA") == "1", IntraOpThreads: envInt("BENCH_INTRA"), InterOpThreads: envInt("BENCH_INTER"),
 				AutoGradients: os.Getenv("BENCH_AUTOGRAD") == "1"})
 			if err != nil {

@@ -1,61 +1,28 @@
 package graph
 
 import (
-	"math"
-	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 )
 
-// tinyData is a fixed, learnable dataset: each class lights a different
-// 4×4 patch of a different channel on a noisy background.
-func tinyData(n, classes int, seed uint64) (images, labels []uint8) {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	images = make([]uint8, n*32*32*3)
-	labels = make([]uint8, n)
-	for i := range n {
-		c := i % classes
-		labels[i] = uint8(c)
-		img := images[i*3072 : (i+1)*3072]
-		for p := range img {
-			img[p] = uint8(rng.IntN(80))
-		}
-		y0, x0 := (c/4)*8, (c%4)*8
-		for y := y0; y < y0+4; y++ {
-			for x := x0; x < x0+4; x++ {
-				img[(y*32+x)*3+c%3] = 230
-			}
-		}
-	}
-	return images, labels
-}
-
 func smallNet() []config.Layer {
 	return []config.Layer{
-		{Type: "conv2d", Filters: 8, KernelSize: []int{3}, Padding: "same"},
-		{Type: "activation", Activation: "relu"},
-		{Type: "max_pooling2d", PoolSize: []int{2}},
-		{Type: "dropout", Rate: 0.25},
-		{Type: "flatten"},
-		{Type: "dense", Units: 10},
-		{Type: "activation", Activation: "softmax"},
+		lay("conv2d", "filters", 8, "kernel_size", 3, "padding", "same"),
+		lay("activation", "activation", "relu"),
+		lay("max_pooling2d", "pool_size", 2),
+		lay("dropout", "rate", 0.25),
+		lay("flatten"),
+		lay("dense", "units", 10),
+		lay("activation", "activation", "softmax"),
 	}
 }
 
 func compileSmall(t *testing.T, opt string) *Model {
 	t.Helper()
-	seq, err := NewSequential(smallNet(), []int{32, 32, 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Compile(seq, Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer(opt)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
+	return compileNet(t, smallNet(), Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: optimizer(t, opt)})
 }
 
 // TestTrainThroughGraft is the foundation proof: a conv net built from graft
@@ -115,14 +82,6 @@ func TestTrainThroughGraft(t *testing.T) {
 	}
 }
 
-func maxAbsDiff(a, b []float32) float64 {
-	d := 0.0
-	for i := range a {
-		d = math.Max(d, math.Abs(float64(a[i])-float64(b[i])))
-	}
-	return d
-}
-
 // TestShapesThatDoNotFit: a kernel or pool larger than its input is an
 // error naming the layer, as Keras's negative-dimension error is.
 func TestShapesThatDoNotFit(t *testing.T) {
@@ -131,13 +90,40 @@ func TestShapesThatDoNotFit(t *testing.T) {
 		layer config.Layer
 		input []int
 	}{
-		{"pool bigger than input", config.Layer{Type: "max_pooling2d", PoolSize: []int{2}}, []int{1, 1, 3}},
-		{"valid conv bigger than input", config.Layer{Type: "conv2d", Filters: 4, KernelSize: []int{5}}, []int{3, 3, 3}},
-		{"dense on an image", config.Layer{Type: "dense", Units: 4}, []int{3, 3, 3}},
+		{"pool bigger than input", lay("max_pooling2d", "pool_size", 2), []int{1, 1, 3}},
+		{"valid conv bigger than input", lay("conv2d", "filters", 4, "kernel_size", 5), []int{3, 3, 3}},
+		{"dense on an image", lay("dense", "units", 4), []int{3, 3, 3}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := NewSequential([]config.Layer{tc.layer}, tc.input); err == nil {
+			if _, err := NewNet(config.Model{Layers: []config.Layer{tc.layer}}, tc.input); err == nil {
 				t.Fatalf("%+v on %v resolved without error", tc.layer, tc.input)
+			}
+		})
+	}
+}
+
+// TestLayerBuildErrors: arguments and input shapes a layer kind refuses,
+// each a one-line error (NewNet adds the layer's name and config key).
+func TestLayerBuildErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		layer Layer
+		in    []Shape
+		want  string
+	}{
+		{"batch norm on a rank-2 input", &BatchNormalization{Axis: -1, Momentum: 0.99, Epsilon: 1e-3}, []Shape{{4, 4}}, "normalises a (channels) or (height, width, channels) input"},
+		{"batch norm momentum", &BatchNormalization{Axis: -1, Momentum: 1.5, Epsilon: 1e-3}, []Shape{{4}}, "momentum"},
+		{"batch norm epsilon", &BatchNormalization{Axis: -1, Momentum: 0.9, Epsilon: 0}, []Shape{{4}}, "epsilon"},
+		{"global pooling of a vector", &GlobalAveragePooling2D{}, []Shape{{4}}, "(height, width, channels)"},
+		{"add of different shapes", &Add{}, []Shape{{8, 8, 32}, {8, 8, 64}}, "inputs have shapes (8, 8, 32) and (8, 8, 64)"},
+		{"average pool too large", &AveragePooling2D{PoolSize: []int{8}, Padding: "valid"}, []Shape{{4, 4, 3}}, "does not fit"},
+		{"negative l2", &Dense{Units: 3, UseBias: true, KernelInitializer: "zeros", BiasInitializer: "zeros", KernelRegularizer: &Regularizer{L2: -1}}, []Shape{{4}}, "l1 and l2 must be >= 0"},
+		{"empty regularizer", &Dense{Units: 3, UseBias: true, KernelInitializer: "zeros", BiasInitializer: "zeros", KernelRegularizer: &Regularizer{}}, []Shape{{4}}, "give l1 or l2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := tc.layer.Build(tc.in)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v, want one line with %q", err, tc.want)
 			}
 		})
 	}

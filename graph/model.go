@@ -3,9 +3,7 @@ package graph
 import (
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
-	"os"
 	"strings"
 
 	tf "github.com/wamuir/graft/tensorflow"
@@ -17,42 +15,45 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 )
 
-// Options configures how a Sequential becomes a trainable TensorFlow graph.
+// Options configures how a Net becomes a trainable TensorFlow graph.
 type Options struct {
-	// Seed seeds glorot_uniform initialisation; dropout masks are drawn from
+	// Seed seeds weight initialisation; dropout masks are drawn from
 	// (Seed, step) so a resumed run repeats them.
 	Seed int64
 	// Normalize divides the uint8 input by 255 inside the graph.
 	Normalize bool
-	// Classes is the number of classes of the one-hot targets.
+	// Classes is the number of classes of the one-hot targets; the model's
+	// output must have exactly this many units.
 	Classes int
-	// Optimizer is the Keras optimiser and its hyperparameters.
-	Optimizer config.Optimizer
+	// Optimizer is the Keras optimiser with its arguments (NewOptimizer).
+	Optimizer Optimizer
 	// IntraOpThreads and InterOpThreads size TensorFlow's pools (0: default).
 	IntraOpThreads, InterOpThreads int
 	// XLA turns on global JIT compilation (OptimizerOptions ON_1). On a
 	// CPU-only TensorFlow this clusters nothing unless the process also
-	// runs with TF_XLA_FLAGS=--tf_xla_cpu_global_jit; with it, a training
-	// step was 7–10× slower than without XLA here (BENCHMARKS.md).
+	// runs with TF_XLA_FLAGS=--tf_xla_cpu_global_jit (the pipeline command
+	// sets it at start-up: TensorFlow reads it once per process, and a
+	// library must not change the environment); with it, a training step
+	// was 6–13× slower than without XLA here (BENCHMARKS.md).
 	XLA bool
 	// AutoGradients builds the backward pass with Graph.AddGradients (the
-	// C++ gradient registry) instead of the explicit one of backward.go.
-	// Both use the same TensorFlow gradient kernels; the explicit pass
-	// feeds ReluGrad the ReLU output, as Python TensorFlow does, which
-	// leaves each BiasAdd with a single consumer so that grappler fuses
+	// C++ gradient registry) instead of the layers' own Backward. Both use
+	// the same TensorFlow gradient kernels; the explicit pass feeds
+	// ReluGrad the ReLU output, as Python TensorFlow does, which leaves
+	// each BiasAdd with a single consumer so that grappler fuses
 	// Conv2D/MatMul+BiasAdd+Relu in the forward pass. Models the explicit
-	// pass does not cover (no final softmax, other activations) always
-	// use AddGradients.
+	// pass does not cover (no final softmax) always use AddGradients.
 	AutoGradients bool
 }
 
-// Variable is one variable of the model graph: a weight, an optimiser slot
-// or a counter. Name is its checkpoint key.
+// Variable is one variable of the model graph: a weight, a layer's state
+// (BatchNormalization's moving statistics), an optimiser slot or a
+// counter. Name is its checkpoint key.
 //
-// Variables are resource variables, except the weights RMSprop updates row
-// by row and their slots (see buildOptimizer), which are reference
-// variables (VariableV2): a row-wise update puts a resource variable in
-// copy-on-read mode, and every step would then copy the matrix.
+// Variables are resource variables, except the weights an optimizer
+// updates in place row by row and their slots (see RMSprop), which are
+// reference variables (VariableV2): a row-wise update puts a resource
+// variable in copy-on-read mode, and every step would then copy the matrix.
 type Variable struct {
 	Name  string
 	Shape []int
@@ -64,48 +65,65 @@ type Variable struct {
 	trainRead tf.Output // value for the training step (the same as read for resource variables)
 	assignIn  tf.Output
 	assign    *tf.Operation
+	param     *Param // the layer parameter it holds, if any
 }
 
-// Model is a compiled Sequential: a TensorFlow graph and session holding the
-// weights, the optimiser state, and the train, eval and predict paths.
+// Model is a compiled Net: a TensorFlow graph and session holding the
+// weights, the layers' state, the optimiser state, and the train, eval and
+// predict paths.
 type Model struct {
-	Seq  *Sequential
+	Net  *Net
 	opts Options
+	opt  Optimizer
+	// optName names the optimizer's variables (rmsprop/iteration, ...).
+	optName string
 
 	graph *tf.Graph
 	sess  *tf.Session
 
 	// Weights are the trainable variables in layer order (kernel, bias).
 	Weights []*Variable
-	// State are all checkpointed variables: weights, optimiser slots and
-	// counters (optimizer/iteration, train/epoch).
+	// NonTrainable are the layers' state variables (moving statistics).
+	NonTrainable []*Variable
+	// State are all checkpointed variables: weights, layer state,
+	// optimiser slots and counters (optimizer/iteration, train/epoch,
+	// train/run_state).
 	State []*Variable
 
+	params    map[*Node][]*Variable
 	iteration *Variable
 	epoch     *Variable
+	runState  *Variable
 
 	images, labels, dropSeed tf.Output
-	// Training path (dropout active).
+	lr                       tf.Output
+	// Training path (dropout active, batch statistics).
 	logits, loss, correct tf.Output
 	grads                 []tf.Output
+	stateUpdates          []*tf.Operation
 	trainOp               *tf.Operation
-	// Inference path (dropout off).
+	// Inference path (dropout off, moving statistics).
 	evalLogits, evalProbs, evalLoss, evalCorrect tf.Output
 
 	ckpt checkpointOps
 }
 
 // Compile builds the model graph (forward paths, loss, gradients and the
-// optimiser's fused update ops), starts a session and initialises every
-// variable: glorot_uniform kernels, zero biases, zero slots.
-func Compile(seq *Sequential, opts Options) (*Model, error) {
-	if opts.Classes == 0 {
-		opts.Classes = 10
+// optimiser's update ops), starts a session and initialises every
+// variable from the layers' initializers and the seed; slots and counters
+// start at zero.
+func Compile(net *Net, opts Options) (*Model, error) {
+	if opts.Classes < 2 {
+		return nil, fmt.Errorf("compile: %d classes: a classifier needs at least 2", opts.Classes)
 	}
-	if got := seq.Output(); len(got) != 1 || got[0] != opts.Classes {
-		return nil, fmt.Errorf("model output %v does not match %d classes: end with dense(%d) + softmax", got, opts.Classes, opts.Classes)
+	if opts.Optimizer == nil {
+		return nil, fmt.Errorf("compile: no optimizer")
 	}
-	m := &Model{Seq: seq, opts: opts}
+	if got := net.Output().Out; len(got) != 1 || got[0] != opts.Classes {
+		return nil, config.KeyErrorf(net.Output().Key, "layer %q: model output %v does not match %d classes: end with dense(%d) + softmax",
+			net.Output().Name, got, opts.Classes, opts.Classes)
+	}
+	m := &Model{Net: net, opts: opts, opt: opts.Optimizer, optName: OptimizerName(opts.Optimizer)}
 	s := op.NewScope()
 	if err := m.build(s); err != nil {
 		return nil, err
@@ -137,12 +155,6 @@ func sessionOptions(o Options) (*tf.SessionOptions, error) {
 	}
 	if o.XLA {
 		cp.GraphOptions.OptimizerOptions.GlobalJitLevel = configpb.OptimizerOptions_ON_1
-		// TensorFlow ignores global JIT on the CPU unless this flag is in
-		// TF_XLA_FLAGS, which it reads once per process, at the first
-		// session: so the config's xla: true means what it says.
-		if f := os.Getenv("TF_XLA_FLAGS"); !strings.Contains(f, "--tf_xla_cpu_global_jit") {
-			os.Setenv("TF_XLA_FLAGS", strings.TrimSpace(f+" --tf_xla_cpu_global_jit"))
-		}
 	} else {
 		cp.GraphOptions.OptimizerOptions.GlobalJitLevel = configpb.OptimizerOptions_OFF
 	}
@@ -193,165 +205,111 @@ func (m *Model) newRefVariable(s *op.Scope, name string, shape []int, dt tf.Data
 }
 
 func (m *Model) build(root *op.Scope) error {
-	seq, o := m.Seq, m.opts
-	in := seq.Input
+	net, o := m.Net, m.opts
+	in := net.Input.Out
 	m.images = op.Placeholder(root.SubScope("images"), tf.Uint8, op.PlaceholderShape(tf.MakeShape(-1, int64(in[0]), int64(in[1]), int64(in[2]))))
 	m.labels = op.Placeholder(root.SubScope("labels"), tf.Int32, op.PlaceholderShape(tf.MakeShape(-1)))
 	m.dropSeed = op.Placeholder(root.SubScope("dropout_seed"), tf.Int64, op.PlaceholderShape(tf.MakeShape(2)))
 
-	// Weights, in layer order, named as Keras names them. The training
+	// Variables, in layer order, named as Keras names them. The training
 	// step and evaluation read them through separate ops (see Variable).
-	vars, evalVars := map[*Layer][]tf.Output{}, map[*Layer][]tf.Output{}
-	for _, l := range seq.Layers {
-		for _, p := range l.Params {
+	refs, _ := m.opt.(refVariables)
+	m.params = map[*Node][]*Variable{}
+	trainVals, evalVals := map[*Node][]tf.Output{}, map[*Node][]tf.Output{}
+	for _, n := range net.Nodes {
+		for i := range n.Params {
+			p := &n.Params[i]
 			newVar := m.newVariable
-			if m.rowWise(p.Shape) {
+			if p.Trainable && refs != nil && refs.refVariable(p.Shape) {
 				newVar = m.newRefVariable
 			}
-			v := newVar(root, l.Name+"/"+p.Name, p.Shape, tf.Float)
-			m.Weights = append(m.Weights, v)
-			vars[l] = append(vars[l], v.trainRead)
-			evalVars[l] = append(evalVars[l], v.read)
+			v := newVar(root, n.Name+"/"+p.Name, p.Shape, tf.Float)
+			v.param = p
+			if p.Trainable {
+				m.Weights = append(m.Weights, v)
+			} else {
+				m.NonTrainable = append(m.NonTrainable, v)
+			}
+			m.params[n] = append(m.params[n], v)
+			trainVals[n] = append(trainVals[n], v.trainRead)
+			evalVals[n] = append(evalVals[n], v.read)
 		}
 	}
 
-	x := op.Cast(root.SubScope("Cast"), m.images, tf.Float)
-	if o.Normalize {
-		// The notebook's X.astype('float32') / 255: a true division, as there.
-		x = op.RealDiv(root.SubScope("RealDiv"), x, op.Const(root.SubScope("Const"), float32(255)))
-	}
-	var tp tape
-	trainLogits, trainOut := m.forwardTape(root.SubScope("train"), x, vars, &tp)
-	evalLogits, evalOut := m.forward(root.SubScope("eval"), x, evalVars, false)
-	m.logits, m.evalLogits, m.evalProbs = trainLogits, evalLogits, evalOut
+	x := net.preprocess(root, m.images, o.Normalize)
+	train := net.forward(root.SubScope("train"), x, trainVals, true, m.dropSeed)
+	eval := net.forward(root.SubScope("eval"), x, evalVals, false, tf.Output{})
+	m.logits, m.evalLogits, m.evalProbs = train.logits, eval.logits, eval.out
 
 	onehot := op.OneHot(root.SubScope("OneHot"), m.labels, op.Const(root.SubScope("Const"), int32(o.Classes)), op.Const(root.SubScope("Const"), float32(1)), op.Const(root.SubScope("Const"), float32(0)))
 	var dlogits tf.Output
-	m.loss, m.correct, dlogits = m.lossAndCorrect(root.SubScope("train_loss"), trainLogits, trainOut, onehot)
-	m.evalLoss, m.evalCorrect, _ = m.lossAndCorrect(root.SubScope("eval_loss"), evalLogits, evalOut, onehot)
+	m.loss, m.correct, dlogits = m.lossAndCorrect(root.SubScope("train_loss"), train.logits, train.out, onehot)
+	m.evalLoss, m.evalCorrect, _ = m.lossAndCorrect(root.SubScope("eval_loss"), eval.logits, eval.out, onehot)
+	// Weight penalties join both losses, as Keras's compute_loss adds
+	// model.losses in training and evaluation alike.
+	var regGrads map[*Variable]tf.Output
+	m.loss, regGrads = m.addPenalties(root.SubScope("train_penalty"), m.loss, true)
+	m.evalLoss, _ = m.addPenalties(root.SubScope("eval_penalty"), m.evalLoss, false)
 
 	if err := root.Err(); err != nil {
 		return fmt.Errorf("build forward graph: %w", err)
 	}
-	reads := make([]tf.Output, len(m.Weights))
-	for i, v := range m.Weights {
-		reads[i] = v.trainRead
-	}
 	if o.AutoGradients || !m.explicitBackward() {
+		reads := make([]tf.Output, len(m.Weights))
+		for i, v := range m.Weights {
+			reads[i] = v.trainRead
+		}
 		m.grads = op.Gradients(root.SubScope("gradients"), []tf.Output{m.loss}, reads)
 	} else {
-		m.grads = m.backward(root.SubScope("backward"), &tp, vars, dlogits)
+		m.grads = m.backward(root.SubScope("backward"), train, dlogits, regGrads)
 	}
 	if err := root.Err(); err != nil {
 		return fmt.Errorf("build gradients: %w", err)
 	}
-	if err := m.buildOptimizer(root.SubScope(o.Optimizer.Name)); err != nil {
+	// The layers' state updates (moving statistics) run with the step.
+	us := root.SubScope("state_update")
+	for _, n := range net.Nodes {
+		for i, val := range train.calls[n].updates {
+			v := m.params[n][i]
+			m.stateUpdates = append(m.stateUpdates, op.AssignVariableOp(us.SubScope("AssignVariableOp"), v.handle, val))
+		}
+	}
+	optScope := root.SubScope(m.optName)
+	m.iteration = m.newVariable(optScope, m.optName+"/iteration", nil, tf.Int64)
+	if err := m.buildOptimizer(optScope); err != nil {
 		return err
 	}
 	m.epoch = m.newVariable(root, "train/epoch", nil, tf.Int64)
+	m.runState = m.newVariable(root, "train/run_state", nil, tf.String)
 	m.buildCheckpointOps(root.SubScope("checkpoint"))
 	return root.Err()
 }
 
-// forward applies the layers. It returns the logits (the input of a final
-// softmax; the output itself when the model does not end in one) and the
-// model output. training selects dropout.
-func (m *Model) forward(s *op.Scope, x tf.Output, vars map[*Layer][]tf.Output, training bool) (logits, out tf.Output) {
-	var tp *tape
-	if training {
-		tp = &tape{}
-	}
-	return m.forwardTape(s, x, vars, tp)
-}
-
-// forwardTape is forward; a non-nil tape selects the training path and
-// records what the explicit backward pass needs.
-func (m *Model) forwardTape(s *op.Scope, x tf.Output, vars map[*Layer][]tf.Output, tp *tape) (logits, out tf.Output) {
-	final := m.Seq.FinalSoftmax()
-	training := tp != nil
-	for i, l := range m.Seq.Layers {
-		ls := s.SubScope(l.Name)
-		rec := record{in: x}
-		switch l.Kind {
-		case "conv2d":
-			x = op.Conv2D(ls.SubScope("Conv2D"), x, vars[l][0], []int64{1, int64(l.Strides[0]), int64(l.Strides[1]), 1}, strings.ToUpper(l.Padding))
-			x = op.BiasAdd(ls.SubScope("BiasAdd"), x, vars[l][1])
-		case "dense":
-			x = op.MatMul(ls.SubScope("MatMul"), x, vars[l][0])
-			x = op.BiasAdd(ls.SubScope("BiasAdd"), x, vars[l][1])
-		case "max_pooling2d":
-			x = op.MaxPool(ls.SubScope("MaxPool"), x, []int64{1, int64(l.PoolSize[0]), int64(l.PoolSize[1]), 1},
-				[]int64{1, int64(l.Strides[0]), int64(l.Strides[1]), 1}, strings.ToUpper(l.Padding))
-		case "flatten":
-			x = op.Reshape(ls.SubScope("Reshape"), x, op.Const(ls.SubScope("Const"), []int32{-1, int32(l.Out.Size())}))
-		case "dropout":
-			if training && l.Rate > 0 {
-				x, rec.mask = m.dropout(ls, x, l.Rate, int64(i), l.In.Size())
-			}
+// addPenalties adds the weight regularizers' penalties to loss, and
+// returns their gradients by variable.
+func (m *Model) addPenalties(s *op.Scope, loss tf.Output, training bool) (tf.Output, map[*Variable]tf.Output) {
+	var terms []tf.Output
+	grads := map[*Variable]tf.Output{}
+	for _, v := range m.Weights {
+		if v.param.Regularizer == nil {
+			continue
 		}
-		rec.pre = x
-		switch l.Activation {
-		case "relu":
-			x = op.Relu(ls.SubScope("Relu"), x)
-		case "softmax":
-			if i == len(m.Seq.Layers)-1 && final {
-				logits = x
-			}
-			x = op.Softmax(ls.SubScope("Softmax"), x)
-		}
-		rec.out = x
+		w := v.read
 		if training {
-			tp.records = append(tp.records, rec)
+			w = v.trainRead
 		}
+		term, g := v.param.Regularizer.penalty(s.SubScope("penalty"), w)
+		terms = append(terms, term)
+		grads[v] = g
 	}
-	if !final {
-		logits = x
+	if len(terms) == 0 {
+		return loss, grads
 	}
-	return logits, x
-}
-
-// dropout is Keras's inverted dropout: units are kept with probability
-// 1−rate and scaled by 1/(1−rate). The mask is a stateless function of the
-// fed step seed and the layer index, so a resumed run draws the same masks.
-// It is drawn as random bytes rather than floats: each 32-bit Philox word
-// gives four uint8 (rate a multiple of 1/256, as the notebook's 0.25 and
-// 0.5) or two uint16 draws, and a unit is kept when its draw is at least
-// round(rate·2^bits); that costs a quarter (half) of the random words of
-// StatelessRandomUniform. The mask, 0 or 1/(1−rate) per unit, is returned
-// for the backward pass (dx = dy·mask).
-func (m *Model) dropout(s *op.Scope, x tf.Output, rate float64, layer int64, units int) (y, mask tf.Output) {
-	seed := op.Add(s.SubScope("Add"), m.dropSeed, op.Const(s.SubScope("Const"), []int64{0, layer * 1_000_003}))
-	dt, per, levels := tf.Uint16, 2, 65536.0
-	if r := rate * 256; r == math.Round(r) {
-		dt, per, levels = tf.Uint8, 4, 256
+	sum := terms[0]
+	if len(terms) > 1 {
+		sum = op.AddN(s.SubScope("AddN"), terms)
 	}
-	words := (units + per - 1) / per
-	batch := op.Slice(s.SubScope("Slice"), op.Shape(s.SubScope("Shape"), x, op.ShapeOutType(tf.Int32)), op.Const(s.SubScope("Const"), []int32{0}), op.Const(s.SubScope("Const"), []int32{1}))
-	shape := op.ConcatV2(s.SubScope("ConcatV2"), []tf.Output{batch, op.Const(s.SubScope("Const"), []int32{int32(words)})}, op.Const(s.SubScope("Const"), int32(0)))
-	bits := op.StatelessRandomUniformFullInt(s.SubScope("StatelessRandomUniformFullInt"), shape, seed, op.StatelessRandomUniformFullIntDtype(tf.Uint32))
-	draws := op.Reshape(s.SubScope("Reshape"), op.Bitcast(s.SubScope("Bitcast"), bits, dt), op.Const(s.SubScope("Const"), []int32{-1, int32(words * per)}))
-	if words*per != units {
-		draws = op.Slice(s.SubScope("Slice"), draws, op.Const(s.SubScope("Const"), []int32{0, 0}), op.Const(s.SubScope("Const"), []int32{-1, int32(units)}))
-	}
-	draws = op.Reshape(s.SubScope("Reshape"), draws, op.Shape(s.SubScope("Shape"), x, op.ShapeOutType(tf.Int32)))
-	threshold := math.Min(math.Round(rate*levels), levels-1)
-	var t tf.Output
-	if dt == tf.Uint8 {
-		t = op.Const(s.SubScope("Const"), uint8(threshold))
-	} else {
-		t = op.Const(s.SubScope("Const"), uint16(threshold))
-	}
-	keep := op.GreaterEqual(s.SubScope("GreaterEqual"), draws, t)
-	mask = selectV2(s.SubScope("SelectV2"), keep, op.Const(s.SubScope("Const"), float32(1/(1-rate))), op.Const(s.SubScope("Const"), float32(0)))
-	return op.Mul(s.SubScope("Mul"), x, mask), mask
-}
-
-// selectV2 is TensorFlow's broadcasting SelectV2 (graft wraps only Select).
-func selectV2(s *op.Scope, cond, x, y tf.Output) tf.Output {
-	if s.Err() != nil {
-		return tf.Output{}
-	}
-	return s.AddOperation(tf.OpSpec{Type: "SelectV2", Input: []tf.Input{cond, x, y}}).Output(0)
+	return op.AddV2(s.SubScope("AddV2"), loss, sum), grads
 }
 
 // lossAndCorrect is Keras's categorical_crossentropy under fit plus the
@@ -367,7 +325,7 @@ func selectV2(s *op.Scope, cond, x, y tf.Output) tf.Output {
 // 1/N.
 func (m *Model) lossAndCorrect(s *op.Scope, logits, out, onehot tf.Output) (loss, correct, dlogits tf.Output) {
 	var perExample tf.Output
-	if m.Seq.FinalSoftmax() {
+	if m.Net.FinalSoftmax() {
 		var backprop tf.Output
 		perExample, backprop = op.SoftmaxCrossEntropyWithLogits(s.SubScope("SoftmaxCrossEntropyWithLogits"), logits, onehot)
 		n := op.Cast(s.SubScope("Cast"), op.Size(s.SubScope("Size"), perExample), tf.Float)
@@ -384,38 +342,25 @@ func (m *Model) lossAndCorrect(s *op.Scope, logits, out, onehot tf.Output) (loss
 	return loss, correct, dlogits
 }
 
-// initialize assigns glorot_uniform kernels (limit √(6/(fan_in+fan_out)),
-// Keras's default), zero biases, zero optimiser slots and counters.
+// initialize fills every layer variable from its initializer (drawn in
+// Go from the seed, in variable order), and zeroes slots and counters.
 func (m *Model) initialize() error {
 	rng := rand.New(rand.NewPCG(uint64(m.opts.Seed), 0x676c6f726f74)) // "glorot"
-	values := map[*Variable]any{}
-	params := map[string]Param{}
-	for _, l := range m.Seq.Layers {
-		for _, p := range l.Params {
-			params[l.Name+"/"+p.Name] = p
-		}
-	}
-	for _, v := range m.State {
-		if v.DType == tf.Int64 {
-			values[v] = Array{} // marker: zero scalar
-			continue
-		}
-		a := Array{Shape: v.Shape, Data: make([]float32, Shape(v.Shape).Size())}
-		if p, ok := params[v.Name]; ok && p.FanIn > 0 {
-			limit := math.Sqrt(6 / float64(p.FanIn+p.FanOut))
-			for i := range a.Data {
-				a.Data[i] = float32((2*rng.Float64() - 1) * limit)
-			}
-		}
-		values[v] = a
-	}
 	for _, v := range m.State {
 		var t *tf.Tensor
 		var err error
-		if v.DType == tf.Int64 {
+		switch v.DType {
+		case tf.Int64:
 			t, err = tf.NewTensor(int64(0))
-		} else {
-			t, err = float32Tensor(values[v].(Array))
+		case tf.String:
+			t, err = tf.NewTensor("")
+		default:
+			a := Array{Shape: v.Shape, Data: make([]float32, Shape(v.Shape).Size())}
+			if v.param != nil {
+				in, out := fans(v.Shape)
+				initializers[v.param.Init].fill(rng, a.Data, in, out)
+			}
+			t, err = float32Tensor(a)
 		}
 		if err != nil {
 			return fmt.Errorf("init %s: %w", v.Name, err)
@@ -454,7 +399,7 @@ func (m *Model) readVars(vs []*Variable) (map[string]Array, error) {
 	}
 	res := make(map[string]Array, len(vs))
 	for i, v := range vs {
-		if res[v.Name], err = toArray(out[i]); err != nil {
+		if res[v.Name], err = ToArray(out[i]); err != nil {
 			return nil, fmt.Errorf("read %s: %w", v.Name, err)
 		}
 	}
@@ -517,6 +462,28 @@ func (m *Model) setCounter(v *Variable, n int64) error {
 	return err
 }
 
+// SetRunState stores an opaque byte string in the model state
+// (train/run_state), saved in and restored from every checkpoint: the
+// pipeline keeps there what must survive a resume with the weights.
+func (m *Model) SetRunState(b []byte) error {
+	t, err := tf.NewTensor(string(b))
+	if err != nil {
+		return err
+	}
+	_, err = m.sess.Run(map[tf.Output]*tf.Tensor{m.runState.assignIn: t}, nil, []*tf.Operation{m.runState.assign})
+	return err
+}
+
+// RunState returns what SetRunState stored (empty for a fresh model, or
+// one restored from a checkpoint without it).
+func (m *Model) RunState() ([]byte, error) {
+	out, err := m.sess.Run(nil, []tf.Output{m.runState.read}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", m.runState.Name, err)
+	}
+	return []byte(out[0].Value().(string)), nil
+}
+
 // Iterations is the optimiser's step count (Keras's optimizer.iterations).
 func (m *Model) Iterations() (int64, error) { return m.counter(m.iteration) }
 
@@ -552,3 +519,9 @@ func (m *Model) WriteGraphDef(path string) error {
 		return err
 	})
 }
+
+// Options returns the options the model was compiled with.
+func (m *Model) Options() Options { return m.opts }
+
+// Optimizer returns the model's optimizer.
+func (m *Model) Optimizer() Optimizer { return m.opt }

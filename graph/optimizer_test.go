@@ -36,14 +36,14 @@ func graphDef(t *testing.T, m *Model) *graphpb.GraphDef {
 func TestRowWiseRMSprop(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		opt      config.Optimizer
+		opt      Optimizer
 		autoGrad bool
 		rowWise  int
 	}{
-		{"rmsprop explicit backward", config.DefaultOptimizer("rmsprop"), false, 1},
-		{"rmsprop AddGradients", config.DefaultOptimizer("rmsprop"), true, 1},
-		{"rmsprop centered", func() config.Optimizer { o := config.DefaultOptimizer("rmsprop"); o.Centered = true; return o }(), false, 0},
-		{"adam", config.DefaultOptimizer("adam"), false, 0},
+		{"rmsprop explicit backward", optimizer(t, "rmsprop"), false, 1},
+		{"rmsprop AddGradients", optimizer(t, "rmsprop"), true, 1},
+		{"rmsprop centered", optimizer(t, "rmsprop", "centered", true), false, 0},
+		{"adam", optimizer(t, "adam"), false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := compileNet(t, config.ShallowLayers(), Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: tc.opt, AutoGradients: tc.autoGrad})

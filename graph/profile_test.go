@@ -20,7 +20,7 @@ func TestProfileStep(t *testing.T) {
 	}
 	py := testenv.Python(t)
 	script := filepath.Join(testenv.RepoRoot(t), "scripts", "profile_step.py")
-	m := compileNet(t, config.ShallowLayers(), Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: config.DefaultOptimizer("rmsprop")})
+	m := compileNet(t, config.ShallowLayers(), Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: optimizer(t, "rmsprop")})
 	dir := t.TempDir()
 	pb := filepath.Join(dir, "shallow.pb")
 	if err := m.WriteGraphDef(pb); err != nil {

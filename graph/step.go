@@ -15,11 +15,11 @@ type StepResult struct {
 }
 
 func (m *Model) batchFeeds(images, labels []uint8, n int) (map[tf.Output]*tf.Tensor, error) {
-	in := m.Seq.Input
+	in := m.Net.Input.Out
 	if len(images) != n*in.Size() {
 		return nil, fmt.Errorf("batch of %d images holds %d bytes, want %d", n, len(images), n*in.Size())
 	}
-	it, err := uint8Tensor(images, n, in[0], in[1], in[2])
+	it, err := Uint8Tensor(images, n, in[0], in[1], in[2])
 	if err != nil {
 		return nil, err
 	}
@@ -58,20 +58,20 @@ func (m *Model) TrainStep(images, labels []uint8, n int, seed, step int64) (Step
 	feeds[m.dropSeed] = st
 	out, err := m.sess.Run(feeds, []tf.Output{m.loss, m.correct}, []*tf.Operation{m.trainOp})
 	if err != nil {
-		return StepResult{}, fmt.Errorf("train step: %s", firstLine(err))
+		return StepResult{}, fmt.Errorf("train step: %s", FirstLine(err))
 	}
 	return StepResult{Loss: scalarFloat(out[0]), Correct: int(out[1].Value().(int32)), N: n}, nil
 }
 
 // TestStep computes loss and correct predictions without dropout or update.
 func (m *Model) TestStep(images, labels []uint8, n int) (StepResult, error) {
-	r, _, err := m.testStep(images, labels, n, false)
+	r, _, err := m.TestStepProbs(images, labels, n, false)
 	return r, err
 }
 
-// testStep is TestStep that also returns the model output (n×classes) when
-// withProbs is set, from the same forward pass.
-func (m *Model) testStep(images, labels []uint8, n int, withProbs bool) (StepResult, []float32, error) {
+// TestStepProbs is TestStep that also returns the model output
+// (n×classes) when withProbs is set, from the same forward pass.
+func (m *Model) TestStepProbs(images, labels []uint8, n int, withProbs bool) (StepResult, []float32, error) {
 	feeds, err := m.batchFeeds(images, labels, n)
 	if err != nil {
 		return StepResult{}, nil, err
@@ -82,13 +82,13 @@ func (m *Model) testStep(images, labels []uint8, n int, withProbs bool) (StepRes
 	}
 	out, err := m.sess.Run(feeds, fetch, nil)
 	if err != nil {
-		return StepResult{}, nil, fmt.Errorf("test step: %s", firstLine(err))
+		return StepResult{}, nil, fmt.Errorf("test step: %s", FirstLine(err))
 	}
 	r := StepResult{Loss: scalarFloat(out[0]), Correct: int(out[1].Value().(int32)), N: n}
 	if !withProbs {
 		return r, nil, nil
 	}
-	a, err := toArray(out[2])
+	a, err := ToArray(out[2])
 	return r, a.Data, err
 }
 
@@ -101,9 +101,9 @@ func (m *Model) PredictBatch(images []uint8, n int) ([]float32, error) {
 	}
 	out, err := m.sess.Run(feeds, []tf.Output{m.evalProbs}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("predict: %s", firstLine(err))
+		return nil, fmt.Errorf("predict: %s", FirstLine(err))
 	}
-	a, err := toArray(out[0])
+	a, err := ToArray(out[0])
 	return a.Data, err
 }
 
@@ -123,14 +123,14 @@ func (m *Model) Probe(images, labels []uint8, n int, seed, step int64) (logits A
 	fetch := append([]tf.Output{m.logits, m.loss}, m.grads...)
 	out, err := m.sess.Run(feeds, fetch, nil)
 	if err != nil {
-		return Array{}, 0, nil, fmt.Errorf("probe: %s", firstLine(err))
+		return Array{}, 0, nil, fmt.Errorf("probe: %s", FirstLine(err))
 	}
-	if logits, err = toArray(out[0]); err != nil {
+	if logits, err = ToArray(out[0]); err != nil {
 		return Array{}, 0, nil, err
 	}
 	loss = scalarFloat(out[1])
 	for _, t := range out[2:] {
-		g, err := toArray(t)
+		g, err := ToArray(t)
 		if err != nil {
 			return Array{}, 0, nil, err
 		}

@@ -25,8 +25,8 @@ func shape64(s []int) []int64 {
 	return out
 }
 
-// uint8Tensor copies b into a new uint8 tensor of the given shape.
-func uint8Tensor(b []uint8, shape ...int) (*tf.Tensor, error) {
+// Uint8Tensor copies b into a new uint8 tensor of the given shape.
+func Uint8Tensor(b []uint8, shape ...int) (*tf.Tensor, error) {
 	return tf.ReadTensor(tf.Uint8, shape64(shape), bytes.NewReader(b))
 }
 
@@ -42,8 +42,8 @@ func float32Tensor(a Array) (*tf.Tensor, error) {
 	return tf.ReadTensor(tf.Float, shape64(a.Shape), bytes.NewReader(b))
 }
 
-// toArray copies a float32 tensor out.
-func toArray(t *tf.Tensor) (Array, error) {
+// ToArray copies a float32 tensor out.
+func ToArray(t *tf.Tensor) (Array, error) {
 	if t.DataType() != tf.Float {
 		return Array{}, fmt.Errorf("tensor is %v, want float32", t.DataType())
 	}

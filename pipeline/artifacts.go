@@ -15,10 +15,12 @@ import (
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
+	"github.com/cifar-pipeline/cifar-pipeline/export"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 	"github.com/cifar-pipeline/cifar-pipeline/report"
 	"github.com/cifar-pipeline/cifar-pipeline/tfevents"
+	"github.com/cifar-pipeline/cifar-pipeline/train"
 )
 
 // artifacts writes a run's files under its output dir, each atomically
@@ -28,12 +30,14 @@ type artifacts struct {
 	dir     string
 	cfg     config.Config
 	cfgYAML []byte // cfg as written to config.resolved.yaml
-	tb      *tfevents.EpochLogger
+	// learningRate is the optimizer's, for the history's learning_rate column.
+	learningRate float64
+	tb           *tfevents.EpochLogger
 }
 
 // reportHistory converts fit's logs to Keras's History numbering (0-based
 // epochs) and float32 values, as Keras logs them.
-func reportHistory(h []graph.EpochLogs, lr float64) report.History {
+func reportHistory(h []train.EpochLogs, lr float64) report.History {
 	f := func(x float64) float64 { return float64(float32(x)) }
 	out := make(report.History, len(h))
 	for i, e := range h {
@@ -49,8 +53,8 @@ func reportHistory(h []graph.EpochLogs, lr float64) report.History {
 // epochEnd refreshes history.csv and the TensorBoard scalars after every
 // epoch, so an interrupted run still leaves the history of its finished
 // epochs.
-func (a *artifacts) epochEnd(history []graph.EpochLogs, l graph.EpochLogs) error {
-	h := reportHistory(history, a.cfg.Train.Optimizer.LearningRate)
+func (a *artifacts) epochEnd(history []train.EpochLogs, l train.EpochLogs) error {
+	h := reportHistory(history, a.learningRate)
 	if err := report.WriteHistoryCSV(filepath.Join(a.dir, "history.csv"), h); err != nil {
 		return err
 	}
@@ -86,7 +90,7 @@ type runSummary struct {
 	TensorFlow         string            `json:"tensorflow"`
 	Device             string            `json:"device"`
 	DataSource         string            `json:"data_source"`
-	Epochs             []graph.EpochLogs `json:"epochs"`
+	Epochs             []train.EpochLogs `json:"epochs"`
 	EpochSeconds       []float64         `json:"epoch_seconds"`
 	MedianEpochSeconds float64           `json:"median_epoch_seconds"`
 	ImagesPerSecond    float64           `json:"images_per_second"`
@@ -99,7 +103,7 @@ type runSummary struct {
 
 // trainingThroughput is the median over epochs (after the first, which
 // pays for graph optimisation, when there are more) of images/s and s/epoch.
-func trainingThroughput(h []graph.EpochLogs) (ips, secs float64) {
+func trainingThroughput(h []train.EpochLogs) (ips, secs float64) {
 	if len(h) == 0 {
 		return 0, 0
 	}
@@ -135,11 +139,11 @@ func peakRSSMiB() float64 {
 // final writes the end-of-run artifacts: final weights as a TF checkpoint
 // (cifar10.weights.index + .data-*), the Keras architecture JSON, the
 // SavedModel and run.json.
-func (a *artifacts) final(ctx context.Context, m *graph.Model, seq *graph.Sequential, set *dataset.Set, res *Result) error {
+func (a *artifacts) final(ctx context.Context, m *graph.Model, set *dataset.Set, res *Result) error {
 	if err := m.Save(filepath.Join(a.dir, "cifar10.weights")); err != nil {
 		return err
 	}
-	arch, err := seq.KerasJSON()
+	arch, err := export.KerasJSON(m.Net)
 	if err != nil {
 		return err
 	}
@@ -147,11 +151,11 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, seq *graph.Sequen
 		return err
 	}
 	if a.cfg.Output.SavedModel {
-		if err := m.ExportSavedModel(filepath.Join(a.dir, "saved_model")); err != nil {
+		if err := export.SavedModel(m, filepath.Join(a.dir, "saved_model")); err != nil {
 			return err
 		}
 	}
-	if err := a.evaluation(seq, set, res); err != nil {
+	if err := a.evaluation(m.Net, set, res); err != nil {
 		return err
 	}
 	ips, secs := trainingThroughput(res.History)
@@ -176,7 +180,7 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, seq *graph.Sequen
 
 // evaluation classifies the test set and writes metrics.json, the plots,
 // classes.txt and MODEL_CARD.md, and prints the per-class table.
-func (a *artifacts) evaluation(seq *graph.Sequential, set *dataset.Set, res *Result) error {
+func (a *artifacts) evaluation(net *graph.Net, set *dataset.Set, res *Result) error {
 	n := set.Test.Len()
 	probs := res.TestProbs
 	k := len(probs) / n
@@ -206,7 +210,7 @@ func (a *artifacts) evaluation(seq *graph.Sequential, set *dataset.Set, res *Res
 	if err := atomicfile.WriteFile(filepath.Join(a.dir, classesFile), []byte(strings.Join(names, "\n")+"\n")); err != nil {
 		return err
 	}
-	h := reportHistory(res.History, a.cfg.Train.Optimizer.LearningRate)
+	h := reportHistory(res.History, a.learningRate)
 	if a.cfg.Output.Plots {
 		if err := report.PlotCurves(filepath.Join(a.dir, "curves.png"), h); err != nil {
 			return err
@@ -229,7 +233,7 @@ func (a *artifacts) evaluation(seq *graph.Sequential, set *dataset.Set, res *Res
 	card := report.ModelCard{
 		Model: a.cfg.Name, RunDir: a.dir, Created: time.Now(), DataSource: set.Source + " (" + set.Dir + ")", DataFiles: files,
 		TrainExamples: res.TrainN, ValExamples: res.ValN, TestExamples: n, ConfigYAML: string(a.cfgYAML),
-		Architecture: seq.Summary(), Params: int64(res.Params), Metrics: metrics, History: h, TrainSeconds: train,
+		Architecture: net.Summary(), Params: int64(res.Params), Metrics: metrics, History: h, TrainSeconds: train,
 		TFVersion: tf.Version(),
 	}
 	return report.WriteModelCard(filepath.Join(a.dir, "MODEL_CARD.md"), card)

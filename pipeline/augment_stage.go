@@ -9,14 +9,15 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/augment"
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
-	"github.com/cifar-pipeline/cifar-pipeline/graph"
+	"github.com/cifar-pipeline/cifar-pipeline/pixels"
+	"github.com/cifar-pipeline/cifar-pipeline/train"
 )
 
 // augmentedData feeds Fit from the augmentation stream (a full pass over
 // the training set per epoch, augmented by worker goroutines ahead of the
 // training step), or, with augment.materialize = K, from the training set
 // expanded up front with K augmented copies of every image.
-func augmentedData(ctx context.Context, cfg config.Config, fit *dataset.Split, log io.Writer) (graph.TrainData, error) {
+func augmentedData(ctx context.Context, cfg config.Config, fit *dataset.Split, log io.Writer) (train.TrainData, error) {
 	p, err := augment.FromConfig(cfg.Augment)
 	if err != nil {
 		return nil, err
@@ -26,10 +27,8 @@ func augmentedData(ctx context.Context, cfg config.Config, fit *dataset.Split, l
 		bytes := augment.MaterializeBytes(fit.Len(), fit.H, fit.W, fit.C, a.Materialize)
 		fmt.Fprintf(log, "augment: materialising %d copies of %d images: %.1f MiB more memory\n", a.Materialize, fit.Len(), float64(bytes)/(1<<20))
 		imgs, labels := augment.Materialize(fit.Images, fit.Labels, fit.H, fit.W, fit.C, a.Materialize, p, cfg.Seed, a.Workers)
-		return &graph.Arrays{
-			Images: slices.Concat(fit.Images, imgs), Labels: slices.Concat(fit.Labels, labels),
-			ImageSize: fit.H * fit.W * fit.C, BatchSize: cfg.Train.BatchSize, Shuffle: cfg.Train.Shuffle, Seed: cfg.Seed,
-		}, nil
+		all := &pixels.Set{Images: slices.Concat(fit.Images, imgs), Labels: slices.Concat(fit.Labels, labels), H: fit.H, W: fit.W, C: fit.C}
+		return &train.Arrays{Set: all, BatchSize: cfg.Train.BatchSize, Shuffle: cfg.Train.Shuffle, Seed: cfg.Seed}, nil
 	}
 	workers := a.Workers
 	if workers == 0 {
@@ -43,7 +42,7 @@ func augmentedData(ctx context.Context, cfg config.Config, fit *dataset.Split, l
 	}, nil
 }
 
-// augmentedStream is graph.TrainData over augment.Stream. The transform of
+// augmentedStream is train.TrainData over augment.Stream. The transform of
 // an image depends on (seed, epoch, dataset index) only, so a run resumed
 // mid-epoch sees the same augmented batches.
 type augmentedStream struct {
@@ -57,7 +56,7 @@ type augmentedStream struct {
 
 func (a *augmentedStream) Len() int { return a.src.Len() }
 
-func (a *augmentedStream) Epoch(ctx context.Context, epoch, skip int) graph.BatchIterator {
+func (a *augmentedStream) Epoch(ctx context.Context, epoch, skip int) train.BatchIterator {
 	order := dataset.EpochOrder(a.src.Len(), a.seed, epoch, a.shuffle)
 	order = order[min(len(order), skip*a.batch):]
 	s, err := augment.NewStream(ctx, a.src, order, a.batch, a.p, a.seed, epoch, a.workers, a.queue)
@@ -71,9 +70,9 @@ type streamIter struct {
 	err  error
 }
 
-func (it *streamIter) Next() (graph.Batch, bool) {
+func (it *streamIter) Next() (train.Batch, bool) {
 	if it.err != nil {
-		return graph.Batch{}, false
+		return train.Batch{}, false
 	}
 	if it.held {
 		it.s.Recycle(it.prev)
@@ -82,10 +81,10 @@ func (it *streamIter) Next() (graph.Batch, bool) {
 	b, ok := it.s.Next()
 	if !ok {
 		it.err = it.s.Err()
-		return graph.Batch{}, false
+		return train.Batch{}, false
 	}
 	it.prev, it.held = b, true
-	return graph.Batch{Images: b.Images, Labels: b.Labels, N: b.N}, true
+	return train.Batch{Images: b.Images, Labels: b.Labels, N: b.N}, true
 }
 
 func (it *streamIter) Err() error { return it.err }

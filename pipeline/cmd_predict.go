@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
-	"github.com/cifar-pipeline/cifar-pipeline/graph"
+	"github.com/cifar-pipeline/cifar-pipeline/export"
 	"github.com/cifar-pipeline/cifar-pipeline/imagefile"
 )
 
@@ -38,7 +38,7 @@ func newPredictCommand() *cobra.Command {
 			if runDir == "" {
 				return fmt.Errorf("predict: -m RUN_DIR is required (the output.dir of a finished run)")
 			}
-			sm, err := graph.LoadServing(filepath.Join(runDir, "saved_model"))
+			sm, err := export.LoadServing(filepath.Join(runDir, "saved_model"))
 			if err != nil {
 				return fmt.Errorf("predict: %w (is %s the output.dir of a finished run with output.saved_model: true?)", err, runDir)
 			}
@@ -77,7 +77,7 @@ func readClasses(runDir string) []string {
 }
 
 type predictor struct {
-	sm      *graph.Serving
+	sm      *export.Serving
 	classes []string
 	top     int
 	json    bool

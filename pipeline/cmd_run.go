@@ -4,8 +4,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/cifar-pipeline/cifar-pipeline/config"
 )
 
 func newRunCommand(started time.Time) *cobra.Command {
@@ -16,11 +14,11 @@ func newRunCommand(started time.Time) *cobra.Command {
 		Short: "Run the whole job: load CIFAR-10, (augment), build, fit, evaluate, write artifacts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(cf.path, cf.sets)
+			sp, err := loadSpec(cf.path, cf.sets)
 			if err != nil {
 				return err
 			}
-			job := &Job{Cfg: cfg, ConfigPath: cf.path, Resume: resume, Started: started, Out: cmd.OutOrStdout(), Log: cmd.ErrOrStderr()}
+			job := &Job{Cfg: sp.cfg, ConfigPath: cf.path, Resume: resume, Started: started, Out: cmd.OutOrStdout(), Log: cmd.ErrOrStderr()}
 			_, err = job.Run(cmd.Context())
 			return err
 		},

@@ -4,9 +4,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/cifar-pipeline/cifar-pipeline/config"
-	"github.com/cifar-pipeline/cifar-pipeline/graph"
 )
 
 func newSummaryCommand() *cobra.Command {
@@ -16,15 +13,11 @@ func newSummaryCommand() *cobra.Command {
 		Short: "Print the model of a config as a Keras-style summary table",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(cf.path, cf.sets)
+			sp, err := loadSpec(cf.path, cf.sets)
 			if err != nil {
 				return err
 			}
-			seq, err := graph.NewSequential(cfg.Model.Layers, cfg.Data.ImageShape)
-			if err != nil {
-				return fmt.Errorf("config %s: model.layers: %w", cf.path, err)
-			}
-			fmt.Fprint(cmd.OutOrStdout(), seq.Summary())
+			fmt.Fprint(cmd.OutOrStdout(), sp.net.Summary())
 			return nil
 		},
 	}

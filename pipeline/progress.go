@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/cifar-pipeline/cifar-pipeline/graph"
+	"github.com/cifar-pipeline/cifar-pipeline/train"
 )
 
 // kerasProgress prints Keras 3's ProgbarLogger lines:
@@ -51,7 +51,7 @@ func (p *kerasProgress) BeginEpoch(epoch, epochs, steps int) {
 	}
 }
 
-func (p *kerasProgress) Step(step int, logs graph.EpochLogs) {
+func (p *kerasProgress) Step(step int, logs train.EpochLogs) {
 	if !p.live || p.quiet || (step < p.steps && time.Since(p.lastDraw) < 100*time.Millisecond) {
 		return
 	}
@@ -63,7 +63,7 @@ func (p *kerasProgress) Step(step int, logs graph.EpochLogs) {
 		counter(step, p.steps), bar(step, p.steps), timing(eta, per, step < p.steps), logs.Accuracy, logs.Loss)
 }
 
-func (p *kerasProgress) EndEpoch(logs graph.EpochLogs) {
+func (p *kerasProgress) EndEpoch(logs train.EpochLogs) {
 	if p.quiet {
 		return
 	}

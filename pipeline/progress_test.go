@@ -5,11 +5,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cifar-pipeline/cifar-pipeline/graph"
+	"github.com/cifar-pipeline/cifar-pipeline/train"
 )
 
 func TestProgressLines(t *testing.T) {
-	logs := graph.EpochLogs{Epoch: 1, Loss: 1.63, Accuracy: 0.41, ValLoss: 1.35, ValAccuracy: 0.52, HasVal: true, Steps: 313, Images: 40000, Seconds: 8.764}
+	logs := train.EpochLogs{Epoch: 1, Loss: 1.63, Accuracy: 0.41, ValLoss: 1.35, ValAccuracy: 0.52, HasVal: true, Steps: 313, Images: 40000, Seconds: 8.764}
 	cases := []struct {
 		verbose string
 		want    string

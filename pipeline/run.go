@@ -18,6 +18,7 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 	"github.com/cifar-pipeline/cifar-pipeline/report"
+	"github.com/cifar-pipeline/cifar-pipeline/train"
 )
 
 // Job is one `pipeline run`: a resolved config and where it writes.
@@ -32,7 +33,7 @@ type Job struct {
 
 // Result is what a run produced.
 type Result struct {
-	History  []graph.EpochLogs
+	History  []train.EpochLogs
 	TestLoss float64
 	TestAcc  float64
 	// TestProbs is the model output on the test set (n×classes).
@@ -97,8 +98,8 @@ func loadData(ctx context.Context, cfg config.Config, log io.Writer) (*dataset.S
 	return set, nil
 }
 
-func arrays(s *dataset.Split, batch int, shuffle bool, seed int64) *graph.Arrays {
-	return &graph.Arrays{Images: s.Images, Labels: s.Labels, ImageSize: s.H * s.W * s.C, BatchSize: batch, Shuffle: shuffle, Seed: seed}
+func arrays(s *dataset.Split, batch int, shuffle bool, seed int64) *train.Arrays {
+	return &train.Arrays{Set: s, BatchSize: batch, Shuffle: shuffle, Seed: seed}
 }
 
 // Run executes the job end to end.
@@ -111,13 +112,14 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	if err := checkOutputDir(cfg.Output.Dir); err != nil {
 		return nil, err
 	}
-	seq, err := graph.NewSequential(cfg.Model.Layers, cfg.Data.ImageShape)
+	sp, err := resolveSpec(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("config %s: model.layers: %w", j.ConfigPath, err)
+		return nil, err
 	}
-	res.Params = seq.ParamCount()
+	cfg = sp.cfg
+	res.Params, _, _ = sp.net.ParamCount()
 
-	ckpts := graph.CheckpointManager{Dir: filepath.Join(cfg.Output.Dir, "checkpoints"), Keep: cfg.Output.KeepCheckpoints}
+	ckpts := train.CheckpointManager{Dir: filepath.Join(cfg.Output.Dir, "checkpoints"), Keep: cfg.Output.KeepCheckpoints}
 	latest := ""
 	if j.Resume {
 		if latest, err = ckpts.Latest(); err != nil {
@@ -167,15 +169,15 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		fmt.Fprintf(j.Log, "preview: %d augmented images and %s\n", len(files), sheet)
 	}
 
-	model, err := graph.Compile(seq, graph.Options{
-		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Classes: cfg.Data.Classes, Optimizer: cfg.Train.Optimizer,
+	model, err := graph.Compile(sp.net, graph.Options{
+		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Classes: cfg.Data.Classes, Optimizer: sp.opt,
 		IntraOpThreads: cfg.Runtime.IntraOpThreads, InterOpThreads: cfg.Runtime.InterOpThreads, XLA: cfg.Runtime.XLA,
 	})
 	if err != nil {
 		return nil, err
 	}
 	defer model.Close()
-	fmt.Fprint(j.Out, seq.Summary())
+	fmt.Fprint(j.Out, sp.net.Summary())
 	fmt.Fprintf(j.Log, "runtime: TensorFlow %s on %s, %d cores, intra-op threads %d, inter-op threads %d, XLA %v\n",
 		tf.Version(), model.Device(), runtime.NumCPU(), cfg.Runtime.IntraOpThreads, cfg.Runtime.InterOpThreads, cfg.Runtime.XLA)
 
@@ -187,11 +189,11 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		fmt.Fprintf(j.Log, "resume: %s (step %d)\n", latest, it)
 	}
 
-	var valArrays *graph.Arrays
+	var valArrays *train.Arrays
 	if val != nil && val.Len() > 0 {
 		valArrays = arrays(val, cfg.Train.BatchSize, false, 0)
 	}
-	var data graph.TrainData = arrays(fit, cfg.Train.BatchSize, cfg.Train.Shuffle, cfg.Seed)
+	var data train.TrainData = arrays(fit, cfg.Train.BatchSize, cfg.Train.Shuffle, cfg.Seed)
 	if cfg.Augment.Enabled {
 		if data, err = augmentedData(ctx, cfg, fit, j.Log); err != nil {
 			return nil, err
@@ -199,7 +201,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	}
 
 	res.TrainN, res.ValN = fit.Len(), lenOf(val)
-	art := &artifacts{dir: cfg.Output.Dir, cfg: cfg, cfgYAML: cfgYAML}
+	art := &artifacts{dir: cfg.Output.Dir, cfg: cfg, cfgYAML: cfgYAML, learningRate: sp.opt.LearningRate()}
 	defer art.close()
 	saveCkpt := func() error {
 		it, err := model.Iterations()
@@ -209,10 +211,10 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		_, err = ckpts.Save(model, int(it))
 		return err
 	}
-	_, err = model.Fit(ctx, data, graph.FitOptions{
+	_, err = train.Fit(ctx, model, data, train.Options{
 		BatchSize: cfg.Train.BatchSize, Epochs: cfg.Train.Epochs, StepsPerEpoch: cfg.Train.StepsPerEpoch,
 		Seed: cfg.Seed, Validation: valArrays, Progress: &firstStep{Progress: newProgress(j.Out, cfg.Train.Verbose), at: &res.FirstStep},
-		OnEpochEnd: func(l graph.EpochLogs) error {
+		OnEpochEnd: func(l train.EpochLogs) error {
 			res.History = append(res.History, l)
 			if err := saveCkpt(); err != nil {
 				return err
@@ -233,12 +235,12 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	}
 
 	test := arrays(set.Test, cfg.Train.BatchSize, false, 0)
-	if res.TestLoss, res.TestAcc, res.TestProbs, err = model.EvaluatePredict(ctx, test); err != nil {
+	if res.TestLoss, res.TestAcc, res.TestProbs, err = train.EvaluatePredict(ctx, model, test); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(j.Out, "Test Score: %.4f\nTest Accuracy: %.4f\n", res.TestLoss, res.TestAcc)
 	res.Duration = time.Since(res.Started)
-	if err := art.final(ctx, model, seq, set, res); err != nil {
+	if err := art.final(ctx, model, set, res); err != nil {
 		return nil, err
 	}
 	fmt.Fprint(j.Out, res.Metrics.Table())
@@ -255,11 +257,11 @@ func lenOf(s *dataset.Split) int {
 
 // firstStep records when the first training step finished.
 type firstStep struct {
-	graph.Progress
+	train.Progress
 	at *time.Time
 }
 
-func (f *firstStep) Step(step int, logs graph.EpochLogs) {
+func (f *firstStep) Step(step int, logs train.EpochLogs) {
 	if f.at.IsZero() {
 		*f.at = time.Now()
 	}

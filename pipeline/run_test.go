@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
-	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/testenv"
 	"github.com/cifar-pipeline/cifar-pipeline/report"
+	"github.com/cifar-pipeline/cifar-pipeline/train"
 )
 
 func quickConfig(t *testing.T) string {
@@ -172,7 +172,7 @@ func TestRunResumeAfterInterrupt(t *testing.T) {
 	go func() {
 		// Interrupt once the first checkpoint exists (after epoch 1).
 		for ctx.Err() == nil {
-			if ns, _ := (graph.CheckpointManager{Dir: filepath.Join(dir, "checkpoints")}).List(); len(ns) > 0 {
+			if ns, _ := (train.CheckpointManager{Dir: filepath.Join(dir, "checkpoints")}).List(); len(ns) > 0 {
 				cancel()
 				return
 			}

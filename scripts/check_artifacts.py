@@ -1,4 +1,4 @@
-"""Python-side check of Go-written artifacts (graph/artifacts_test.go).
+"""Python-side check of Go-written artifacts (export/artifacts_test.go).
 
 Usage: check_artifacts.py CKPT_PREFIX ARCH_JSON IMAGES_U8 N OUT_JSON
 
@@ -6,8 +6,9 @@ Reads the TF checkpoint with tf.train.load_checkpoint, rebuilds the model
 with keras.models.model_from_json, loads the checkpoint's weights into it by
 name (layer/kernel, layer/bias) and predicts on N uint8 NHWC images
 (normalised /255 like the notebook). Writes OUT_JSON with every variable's
-name, shape and sum, the parameter count, and writes OUT_JSON.f32 with the
-predictions.
+name, shape and sum (strings: their length), the parameter counts (total,
+trainable, non-trainable) and the Keras class, and writes OUT_JSON.f32 with
+the predictions.
 """
 import json
 import os
@@ -24,6 +25,9 @@ shapes = reader.get_variable_to_shape_map()
 variables = {}
 for name in sorted(shapes):
     v = reader.get_tensor(name)
+    if isinstance(v, bytes) or getattr(v, "dtype", None) == object:  # train/run_state
+        variables[name] = {"shape": [], "dtype": "string", "sum": float(len(v)), "first": 0.0}
+        continue
     variables[name] = {"shape": list(v.shape), "dtype": str(v.dtype),
                        "sum": float(np.asarray(v, dtype=np.float64).sum()),
                        "first": float(np.asarray(v).reshape(-1)[0]) if v.size else 0.0}
@@ -38,5 +42,8 @@ h, w, c = model.input_shape[1:]
 x = np.fromfile(images, dtype=np.uint8)[: n * h * w * c].reshape(n, h, w, c).astype("float32") / 255
 pred = model.predict(x, verbose=0)
 pred.astype("<f4").tofile(out + ".f32")
-json.dump({"variables": variables, "params": int(model.count_params()),
+trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+non_trainable = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+json.dump({"variables": variables, "params": int(model.count_params()), "trainable": trainable,
+           "non_trainable": non_trainable, "class": type(model).__name__,
            "layers": [l.name for l in model.layers]}, open(out, "w"))

@@ -57,7 +57,10 @@ def main():
         if n.op in ("AssignVariableOp", "Assign") and n.input[1].endswith("/init/Placeholder"):
             ph = g.get_tensor_by_name(n.input[1] + ":0")
             shape = ph.shape.as_list()
-            val = (rng.uniform(-0.05, 0.05, shape) if shape else np.array(0)).astype(ph.dtype.as_numpy_dtype)
+            if ph.dtype == tf.string:
+                val = np.array(b"", dtype=object)
+            else:
+                val = (rng.uniform(-0.05, 0.05, shape) if shape else np.array(0)).astype(ph.dtype.as_numpy_dtype)
             sess.run(n.name, {ph: val})
     images = g.get_tensor_by_name("images/Placeholder:0")
     h, w, c = images.shape.as_list()[1:]

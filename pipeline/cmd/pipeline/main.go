@@ -6,12 +6,14 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/cifar-pipeline/cifar-pipeline/pipeline"
 )
 
 func main() {
+	enableCPUJIT()
 	quietTensorFlow()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -37,5 +39,17 @@ func quietTensorFlow() {
 	env := append(os.Environ(), "TF_CPP_MIN_LOG_LEVEL=2")
 	if exe, err := os.Executable(); err == nil {
 		_ = syscall.Exec(exe, os.Args, env) // on failure, carry on with the logs
+	}
+}
+
+// enableCPUJIT lets runtime.xla: true mean what it says on a CPU: TensorFlow
+// ignores the session's global JIT level on the CPU unless
+// TF_XLA_FLAGS holds --tf_xla_cpu_global_jit, which it reads once per
+// process. The flag alone changes nothing: clustering still needs the
+// session's JIT level, which only runtime.xla sets.
+func enableCPUJIT() {
+	const flag = "--tf_xla_cpu_global_jit"
+	if f := os.Getenv("TF_XLA_FLAGS"); !strings.Contains(f, flag) {
+		os.Setenv("TF_XLA_FLAGS", strings.TrimSpace(f+" "+flag))
 	}
 }

@@ -1,4 +1,7 @@
-package graph
+// Package train is the training loop: Keras's fit, evaluate and predict
+// over in-memory or streamed batches, driving a compiled graph.Model step
+// by step, and the rolling checkpoints a run keeps.
+package train
 
 import (
 	"context"
@@ -7,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
+	"github.com/cifar-pipeline/cifar-pipeline/graph"
+	"github.com/cifar-pipeline/cifar-pipeline/pixels"
 )
 
 // Batch is a uint8 NHWC batch of N images with their labels.
@@ -34,11 +39,9 @@ type TrainData interface {
 	Epoch(ctx context.Context, epoch, skip int) BatchIterator
 }
 
-// Arrays is in-memory uint8 NHWC data, as given to Keras's fit(x, y).
+// Arrays is in-memory data, as given to Keras's fit(x, y).
 type Arrays struct {
-	Images    []uint8
-	Labels    []uint8
-	ImageSize int // bytes per image (H·W·C)
+	*pixels.Set
 	BatchSize int
 	// Shuffle permutes the samples every epoch (Keras: shuffle=True), from
 	// (Seed, epoch) alone (dataset.EpochOrder), so a resumed run repeats
@@ -47,13 +50,10 @@ type Arrays struct {
 	Seed    int64
 }
 
-// Len is the number of samples.
-func (a *Arrays) Len() int { return len(a.Labels) }
-
 // Epoch implements TrainData.
 func (a *Arrays) Epoch(ctx context.Context, epoch, skip int) BatchIterator {
 	return &arrayIter{a: a, ctx: ctx, order: dataset.EpochOrder(a.Len(), a.Seed, epoch, a.Shuffle), pos: skip * a.BatchSize,
-		buf: Batch{Images: make([]uint8, a.BatchSize*a.ImageSize), Labels: make([]uint8, a.BatchSize)}}
+		buf: Batch{Images: make([]uint8, a.BatchSize*a.ImageSize()), Labels: make([]uint8, a.BatchSize)}}
 }
 
 type arrayIter struct {
@@ -74,7 +74,7 @@ func (it *arrayIter) Next() (Batch, bool) {
 		return Batch{}, false
 	}
 	n := min(it.a.BatchSize, len(it.order)-it.pos)
-	sz := it.a.ImageSize
+	sz := it.a.ImageSize()
 	for k, idx := range it.order[it.pos : it.pos+n] {
 		copy(it.buf.Images[k*sz:(k+1)*sz], it.a.Images[idx*sz:(idx+1)*sz])
 		it.buf.Labels[k] = it.a.Labels[idx]
@@ -106,8 +106,8 @@ type Progress interface {
 	EndEpoch(logs EpochLogs)
 }
 
-// FitOptions are Keras fit's arguments.
-type FitOptions struct {
+// Options are Keras fit's arguments.
+type Options struct {
 	BatchSize int
 	Epochs    int
 	// StepsPerEpoch caps an epoch's steps (0: a full pass, the last partial
@@ -136,7 +136,7 @@ func StepsPerEpoch(n, batch, capSteps int) int {
 // a model restored from a checkpoint taken mid-epoch resumes at the very
 // next batch of that epoch, with the same order and dropout masks. It stops
 // after the current step when ctx is cancelled and returns ctx.Err().
-func (m *Model) Fit(ctx context.Context, data TrainData, o FitOptions) ([]EpochLogs, error) {
+func Fit(ctx context.Context, m *graph.Model, data TrainData, o Options) ([]EpochLogs, error) {
 	if o.BatchSize < 1 || o.Epochs < 1 {
 		return nil, fmt.Errorf("fit: batch size %d and epochs %d must be positive", o.BatchSize, o.Epochs)
 	}
@@ -152,13 +152,13 @@ func (m *Model) Fit(ctx context.Context, data TrainData, o FitOptions) ([]EpochL
 	var history []EpochLogs
 	for epoch := startEpoch; epoch < o.Epochs; epoch++ {
 		t0 := time.Now()
-		logs, err := m.fitEpoch(ctx, data, o, epoch, steps, skip)
+		logs, err := fitEpoch(ctx, m, data, o, epoch, steps, skip)
 		skip = 0
 		if err != nil {
 			return history, err
 		}
 		if o.Validation != nil && o.Validation.Len() > 0 {
-			if logs.ValLoss, logs.ValAccuracy, err = m.Evaluate(ctx, o.Validation); err != nil {
+			if logs.ValLoss, logs.ValAccuracy, err = Evaluate(ctx, m, o.Validation); err != nil {
 				return history, err
 			}
 			logs.HasVal = true
@@ -180,7 +180,7 @@ func (m *Model) Fit(ctx context.Context, data TrainData, o FitOptions) ([]EpochL
 	return history, nil
 }
 
-func (m *Model) fitEpoch(ctx context.Context, data TrainData, o FitOptions, epoch, steps, skip int) (EpochLogs, error) {
+func fitEpoch(ctx context.Context, m *graph.Model, data TrainData, o Options, epoch, steps, skip int) (EpochLogs, error) {
 	logs := EpochLogs{Epoch: epoch + 1, Steps: steps}
 	if o.Progress != nil {
 		o.Progress.BeginEpoch(epoch+1, o.Epochs, steps)
@@ -219,23 +219,23 @@ func (m *Model) fitEpoch(ctx context.Context, data TrainData, o FitOptions, epoc
 
 // Evaluate returns the mean loss and accuracy over data, in batches of
 // data.BatchSize, in order, without dropout (Keras's evaluate).
-func (m *Model) Evaluate(ctx context.Context, data *Arrays) (loss, accuracy float64, err error) {
-	loss, accuracy, _, err = m.evaluate(ctx, data, false)
+func Evaluate(ctx context.Context, m *graph.Model, data *Arrays) (loss, accuracy float64, err error) {
+	loss, accuracy, _, err = evaluate(ctx, m, data, false)
 	return loss, accuracy, err
 }
 
 // EvaluatePredict is Evaluate that also returns the model output for every
 // sample (n×classes, row-major), from the same forward passes.
-func (m *Model) EvaluatePredict(ctx context.Context, data *Arrays) (loss, accuracy float64, probs []float32, err error) {
-	return m.evaluate(ctx, data, true)
+func EvaluatePredict(ctx context.Context, m *graph.Model, data *Arrays) (loss, accuracy float64, probs []float32, err error) {
+	return evaluate(ctx, m, data, true)
 }
 
-func (m *Model) evaluate(ctx context.Context, data *Arrays, withProbs bool) (loss, accuracy float64, probs []float32, err error) {
+func evaluate(ctx context.Context, m *graph.Model, data *Arrays, withProbs bool) (loss, accuracy float64, probs []float32, err error) {
 	n := data.Len()
 	if n == 0 {
 		return 0, 0, nil, fmt.Errorf("evaluate: no samples")
 	}
-	sz := data.ImageSize
+	sz := data.ImageSize()
 	var lossSum float64
 	var correct int
 	for lo := 0; lo < n; lo += data.BatchSize {
@@ -243,7 +243,7 @@ func (m *Model) evaluate(ctx context.Context, data *Arrays, withProbs bool) (los
 			return 0, 0, nil, err
 		}
 		hi := min(lo+data.BatchSize, n)
-		r, p, err := m.testStep(data.Images[lo*sz:hi*sz], data.Labels[lo:hi], hi-lo, withProbs)
+		r, p, err := m.TestStepProbs(data.Images[lo*sz:hi*sz], data.Labels[lo:hi], hi-lo, withProbs)
 		if err != nil {
 			return 0, 0, nil, err
 		}
@@ -257,8 +257,8 @@ func (m *Model) evaluate(ctx context.Context, data *Arrays, withProbs bool) (los
 
 // Predict returns the model output for n images (n×classes, row-major), in
 // batches of batchSize.
-func (m *Model) Predict(ctx context.Context, images []uint8, n, batchSize int) ([]float32, error) {
-	sz := m.Seq.Input.Size()
+func Predict(ctx context.Context, m *graph.Model, images []uint8, n, batchSize int) ([]float32, error) {
+	sz := m.Net.Input.Out.Size()
 	var out []float32
 	for lo := 0; lo < n; lo += batchSize {
 		if err := ctx.Err(); err != nil {

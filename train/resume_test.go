@@ -1,4 +1,4 @@
-package graph
+package train
 
 import (
 	"context"
@@ -9,7 +9,38 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cifar-pipeline/cifar-pipeline/config"
+	"github.com/cifar-pipeline/cifar-pipeline/graph"
+	"github.com/cifar-pipeline/cifar-pipeline/internal/enginetest"
+	"github.com/cifar-pipeline/cifar-pipeline/pixels"
 )
+
+// compileLayers compiles layers on 32×32×3 images with the named optimizer
+// and closes the model when the test ends.
+func compileLayers(t testing.TB, layers []config.Layer, opt string) *graph.Model {
+	t.Helper()
+	net, err := graph.NewNet(config.Model{Layers: layers}, []int{32, 32, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := graph.NewOptimizer(enginetest.Optimizer(opt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := graph.Compile(net, graph.Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func compileSmall(t testing.TB, opt string) *graph.Model {
+	return compileLayers(t, enginetest.SmallNet(), opt)
+}
+
+var tinyData = enginetest.TinyData
 
 // cancelAt cancels the context when training reaches a given step.
 type cancelAt struct {
@@ -31,23 +62,32 @@ func (c *cancelAt) EndEpoch(EpochLogs) {}
 // an uninterrupted run with the same seed (shuffle order, dropout masks and
 // optimiser slots all resume exactly).
 func TestResumeEquivalence(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		layers []config.Layer
+	}{{"small", enginetest.SmallNet()}, {"residual with batchnorm", enginetest.SmallResNet()}} {
+		t.Run(tc.name, func(t *testing.T) { testResume(t, tc.layers) })
+	}
+}
+
+func testResume(t *testing.T, layers []config.Layer) {
 	images, labels := tinyData(200, 10, 8)
 	data := func() *Arrays {
-		return &Arrays{Images: images, Labels: labels, ImageSize: 3072, BatchSize: 32, Shuffle: true, Seed: 5}
+		return &Arrays{Set: &pixels.Set{Images: images, Labels: labels, H: 32, W: 32, C: 3}, BatchSize: 32, Shuffle: true, Seed: 5}
 	}
-	opts := FitOptions{BatchSize: 32, Epochs: 3, Seed: 5}
+	opts := Options{BatchSize: 32, Epochs: 3, Seed: 5}
 
-	full := compileSmall(t, "rmsprop")
-	if _, err := full.Fit(context.Background(), data(), opts); err != nil {
+	full := compileLayers(t, layers, "rmsprop")
+	if _, err := Fit(context.Background(), full, data(), opts); err != nil {
 		t.Fatal(err)
 	}
 	want, _ := full.GetState()
 
-	first := compileSmall(t, "rmsprop")
+	first := compileLayers(t, layers, "rmsprop")
 	ctx, cancel := context.WithCancel(context.Background())
 	o := opts
 	o.Progress = &cancelAt{epoch: 2, step: 3, cancel: cancel}
-	if _, err := first.Fit(ctx, data(), o); !errors.Is(err, context.Canceled) {
+	if _, err := Fit(ctx, first, data(), o); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted fit returned %v, want context.Canceled", err)
 	}
 	it, _ := first.Iterations()
@@ -59,16 +99,16 @@ func TestResumeEquivalence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second := compileSmall(t, "rmsprop")
+	second := compileLayers(t, layers, "rmsprop")
 	if err := second.Restore(prefix); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := second.Fit(context.Background(), data(), opts); err != nil {
+	if _, err := Fit(context.Background(), second, data(), opts); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := second.GetState()
 	for name, w := range want {
-		if d := maxAbsDiff(got[name].Data, w.Data); d > 1e-6 {
+		if d := enginetest.MaxAbsDiff(got[name].Data, w.Data); d > 1e-6 {
 			t.Errorf("%s: resumed run differs from uninterrupted by %g", name, d)
 		}
 	}
@@ -105,15 +145,10 @@ func TestRestoreRejectsOtherArchitecture(t *testing.T) {
 	if err := small.Save(prefix); err != nil {
 		t.Fatal(err)
 	}
-	layers := smallNet()
-	layers[0].Filters = 16
-	seq, _ := NewSequential(layers, []int{32, 32, 3})
-	other, err := Compile(seq, Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: small.opts.Optimizer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	err = other.Restore(prefix)
+	layers := enginetest.SmallNet()
+	layers[0].Args["filters"] = 16
+	other := compileLayers(t, layers, "rmsprop")
+	err := other.Restore(prefix)
 	if err == nil || !strings.Contains(err.Error(), "conv2d/kernel") || !strings.Contains(err.Error(), "[3 3 3 8]") ||
 		!strings.Contains(err.Error(), "[3 3 3 16]") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("restore across architectures: %v", err)

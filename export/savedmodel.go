@@ -1,10 +1,14 @@
-package graph
+// Package export writes a trained model in the formats other tools read —
+// a TensorFlow SavedModel for serving and Keras 3's architecture JSON —
+// and loads a SavedModel back for prediction.
+package export
 
 import (
 	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +20,17 @@ import (
 	corepb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 	"github.com/wamuir/graft/tensorflow/op"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cifar-pipeline/cifar-pipeline/graph"
 )
+
+func shape64(s []int) []int64 {
+	out := make([]int64, len(s))
+	for i, d := range s {
+		out[i] = int64(d)
+	}
+	return out
+}
 
 // SavedModel names: the signature's input and output keys.
 const (
@@ -31,7 +45,7 @@ const (
 // variables/variables.{index,data-00000-of-00001}. It loads with
 // tf.saved_model.load in Python and tf.LoadSavedModel in Go. The directory
 // is assembled beside dir and renamed into place.
-func (m *Model) ExportSavedModel(dir string) error {
+func SavedModel(m *graph.Model, dir string) error {
 	parent := filepath.Dir(filepath.Clean(dir))
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("export SavedModel %s: %w", dir, err)
@@ -47,7 +61,7 @@ func (m *Model) ExportSavedModel(dir string) error {
 	if err := m.Save(filepath.Join(tmp, "variables", "variables")); err != nil {
 		return err
 	}
-	meta, err := m.servingMetaGraph()
+	meta, err := servingMetaGraph(m)
 	if err != nil {
 		return fmt.Errorf("export SavedModel %s: %w", dir, err)
 	}
@@ -67,55 +81,59 @@ func (m *Model) ExportSavedModel(dir string) error {
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		if old != "" {
-			os.Rename(old, dir)
+			if rerr := os.Rename(old, dir); rerr != nil {
+				return fmt.Errorf("export SavedModel %s: %w (and restoring the previous export from %s failed: %v)", dir, err, old, rerr)
+			}
 		}
 		return fmt.Errorf("export SavedModel %s: %w", dir, err)
 	}
 	if old != "" {
-		os.RemoveAll(old)
+		if err := os.RemoveAll(old); err != nil {
+			return fmt.Errorf("export SavedModel %s: remove the previous export %s: %w", dir, old, err)
+		}
 	}
 	return nil
 }
 
-// servingMetaGraph builds the inference graph (no optimiser, no dropout) on
-// variables named as in the training checkpoint, with V2 save/restore ops.
-func (m *Model) servingMetaGraph() (*corepb.MetaGraphDef, error) {
+// servingMetaGraph builds the inference graph (no optimiser, no dropout,
+// BatchNormalization on its moving statistics) on variables named as in
+// the training checkpoint, with V2 save/restore ops.
+func servingMetaGraph(m *graph.Model) (*corepb.MetaGraphDef, error) {
 	s := op.NewScope()
-	in := m.Seq.Input
+	net, opts := m.Net, m.Options()
+	in := net.Input.Out
 	images := op.Placeholder(s.SubScope(ServingInput), tf.Uint8, op.PlaceholderShape(tf.MakeShape(-1, int64(in[0]), int64(in[1]), int64(in[2]))))
-	vars := map[*Layer][]tf.Output{}
+	vars := map[*graph.Node][]tf.Output{}
 	var handles, reads []tf.Output
 	var names []string
-	var varDefs [][]byte
-	for _, l := range m.Seq.Layers {
-		for _, p := range l.Params {
-			name := l.Name + "/" + p.Name
-			vs := s.SubScope(l.Name).SubScope(p.Name)
+	var varDefs, trainableDefs [][]byte
+	for _, n := range net.Nodes {
+		for _, p := range n.Params {
+			name := n.Name + "/" + p.Name
+			vs := s.SubScope(n.Name).SubScope(p.Name)
 			h := op.VarHandleOp(vs, tf.Float, tf.MakeShape(shape64(p.Shape)...), op.VarHandleOpSharedName(name))
 			read := op.ReadVariableOp(vs.SubScope("Read"), h, tf.Float)
 			zero := op.Fill(vs.SubScope("Initial"), op.Const(vs.SubScope("shape"), shape64(p.Shape)), op.Const(vs.SubScope("zero"), float32(0)))
 			init := op.AssignVariableOp(vs.SubScope("Assign"), h, zero)
-			vars[l] = append(vars[l], read)
+			vars[n] = append(vars[n], read)
 			handles = append(handles, h)
 			reads = append(reads, read)
 			names = append(names, name)
 			vd, err := proto.Marshal(&variablepb.VariableDef{
 				VariableName: h.Op.Name() + ":0", InitialValueName: zero.Op.Name() + ":0", InitializerName: init.Name(),
-				SnapshotName: read.Op.Name() + ":0", IsResource: true, Trainable: true,
+				SnapshotName: read.Op.Name() + ":0", IsResource: true, Trainable: p.Trainable,
 			})
 			if err != nil {
 				return nil, err
 			}
 			varDefs = append(varDefs, vd)
+			if p.Trainable {
+				trainableDefs = append(trainableDefs, vd)
+			}
 		}
 	}
-	x := op.Cast(s.SubScope("Cast"), images, tf.Float)
-	if m.opts.Normalize {
-		x = op.RealDiv(s.SubScope("RealDiv"), x, op.Const(s.SubScope("255"), float32(255)))
-	}
-	_, out := m.forward(s.SubScope("model"), x, vars, false)
+	out := net.Inference(s, images, opts.Normalize, vars)
 	probs := op.Identity(s.SubScope(ServingOutput), out)
-
 	// V2 saver ops, as tf.compat.v1.train.Saver lays them out.
 	ss := s.SubScope("save")
 	filename := op.PlaceholderWithDefault(ss.SubScope("Const"), op.Const(ss.SubScope("default"), "model"), tf.ScalarShape())
@@ -145,7 +163,9 @@ func (m *Model) servingMetaGraph() (*corepb.MetaGraphDef, error) {
 		return nil, err
 	}
 	dims := []*tensorshapepb.TensorShapeProto_Dim{{Size: -1}, {Size: int64(in[0])}, {Size: int64(in[1])}, {Size: int64(in[2])}}
-	collection := &corepb.CollectionDef{Kind: &corepb.CollectionDef_BytesList_{BytesList: &corepb.CollectionDef_BytesList{Value: varDefs}}}
+	collection := func(defs [][]byte) *corepb.CollectionDef {
+		return &corepb.CollectionDef{Kind: &corepb.CollectionDef_BytesList_{BytesList: &corepb.CollectionDef_BytesList{Value: defs}}}
+	}
 	return &corepb.MetaGraphDef{
 		MetaInfoDef: &corepb.MetaGraphDef_MetaInfoDef{Tags: []string{"serve"}, TensorflowVersion: tf.Version()},
 		GraphDef:    gd,
@@ -154,14 +174,14 @@ func (m *Model) servingMetaGraph() (*corepb.MetaGraphDef, error) {
 			RestoreOpName: restoreAll.Name(), MaxToKeep: 5, Sharded: false, KeepCheckpointEveryNHours: 10000,
 			Version: corepb.SaverDef_V2,
 		},
-		CollectionDef: map[string]*corepb.CollectionDef{"variables": collection, "trainable_variables": collection},
+		CollectionDef: map[string]*corepb.CollectionDef{"variables": collection(varDefs), "trainable_variables": collection(trainableDefs)},
 		SignatureDef: map[string]*corepb.SignatureDef{"serving_default": {
 			Inputs: map[string]*corepb.TensorInfo{ServingInput: {
 				Encoding: &corepb.TensorInfo_Name{Name: images.Op.Name() + ":0"}, Dtype: typespb.DataType_DT_UINT8,
 				TensorShape: &tensorshapepb.TensorShapeProto{Dim: dims}}},
 			Outputs: map[string]*corepb.TensorInfo{ServingOutput: {
 				Encoding: &corepb.TensorInfo_Name{Name: probs.Op.Name() + ":0"}, Dtype: typespb.DataType_DT_FLOAT,
-				TensorShape: &tensorshapepb.TensorShapeProto{Dim: []*tensorshapepb.TensorShapeProto_Dim{{Size: -1}, {Size: int64(m.opts.Classes)}}}}},
+				TensorShape: &tensorshapepb.TensorShapeProto{Dim: []*tensorshapepb.TensorShapeProto_Dim{{Size: -1}, {Size: int64(opts.Classes)}}}}},
 			MethodName: "tensorflow/serving/predict",
 		}},
 	}, nil
@@ -179,7 +199,7 @@ type Serving struct {
 func LoadServing(dir string) (*Serving, error) {
 	sm, err := tf.LoadSavedModel(dir, []string{"serve"}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("load SavedModel %s: %s", dir, firstLine(err))
+		return nil, fmt.Errorf("load SavedModel %s: %s", dir, graph.FirstLine(err))
 	}
 	sig, ok := sm.Signatures["serving_default"]
 	if !ok {
@@ -202,10 +222,12 @@ func LoadServing(dir string) (*Serving, error) {
 		s.shape = append(s.shape, int(d))
 	}
 	if s.input, err = outputByName(sm.Graph, inInfo.Name); err != nil {
-		return nil, err
+		sm.Session.Close()
+		return nil, fmt.Errorf("load SavedModel %s: %w", dir, err)
 	}
 	if s.prob, err = outputByName(sm.Graph, outInfo.Name); err != nil {
-		return nil, err
+		sm.Session.Close()
+		return nil, fmt.Errorf("load SavedModel %s: %w", dir, err)
 	}
 	return s, nil
 }
@@ -214,7 +236,10 @@ func outputByName(g *tf.Graph, name string) (tf.Output, error) {
 	opName, idx := name, 0
 	if i := strings.LastIndexByte(name, ':'); i >= 0 {
 		opName = name[:i]
-		fmt.Sscan(name[i+1:], &idx)
+		var err error
+		if idx, err = strconv.Atoi(name[i+1:]); err != nil {
+			return tf.Output{}, fmt.Errorf("SavedModel tensor name %q: bad output index", name)
+		}
 	}
 	o := g.Operation(opName)
 	if o == nil {
@@ -229,15 +254,15 @@ func (s *Serving) InputShape() []int { return s.shape[1:] }
 // Predict returns class probabilities for n uint8 NHWC images.
 func (s *Serving) Predict(images []uint8, n int) ([]float32, error) {
 	sh := s.InputShape()
-	t, err := uint8Tensor(images, n, sh[0], sh[1], sh[2])
+	t, err := graph.Uint8Tensor(images, n, sh[0], sh[1], sh[2])
 	if err != nil {
 		return nil, err
 	}
 	out, err := s.sm.Session.Run(map[tf.Output]*tf.Tensor{s.input: t}, []tf.Output{s.prob}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("predict: %s", firstLine(err))
+		return nil, fmt.Errorf("predict: %s", graph.FirstLine(err))
 	}
-	a, err := toArray(out[0])
+	a, err := graph.ToArray(out[0])
 	return a.Data, err
 }
 

@@ -1,4 +1,4 @@
-package graph
+package export
 
 import (
 	"context"
@@ -6,12 +6,60 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 
+	"github.com/cifar-pipeline/cifar-pipeline/config"
+	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/cifartest"
+	"github.com/cifar-pipeline/cifar-pipeline/internal/enginetest"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/testenv"
+	"github.com/cifar-pipeline/cifar-pipeline/pixels"
+	"github.com/cifar-pipeline/cifar-pipeline/train"
 )
+
+var (
+	writeRaw   = enginetest.WriteRaw
+	readF32    = enginetest.ReadF32
+	maxAbsDiff = enginetest.MaxAbsDiff
+)
+
+// nets are the architectures the artifact tests export: a chain (a Keras
+// Sequential) and a residual net with BatchNormalization (a Functional
+// model with non-trainable state).
+var nets = []struct {
+	name   string
+	layers func() []config.Layer
+	class  string
+}{
+	{"sequential", enginetest.SmallNet, "Sequential"},
+	{"functional", enginetest.SmallResNet, "Functional"},
+}
+
+// trained compiles layers and fits them for a few epochs on images, so
+// that every variable (moving statistics included) holds trained values.
+func trained(t *testing.T, layers []config.Layer, opt string, images, labels []uint8, epochs int) *graph.Model {
+	t.Helper()
+	net, err := graph.NewNet(config.Model{Layers: layers}, []int{32, 32, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := graph.NewOptimizer(enginetest.Optimizer(opt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := graph.Compile(net, graph.Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	data := &train.Arrays{Set: &pixels.Set{Images: images, Labels: labels, H: 32, W: 32, C: 3}, BatchSize: 32, Shuffle: true, Seed: 3}
+	if _, err := train.Fit(context.Background(), m, data, train.Options{BatchSize: 32, Epochs: epochs, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
 
 // TestPythonReadsArtifacts: tf.train.load_checkpoint reads every variable
 // Go wrote with the same values, keras.models.model_from_json rebuilds the
@@ -22,19 +70,21 @@ func TestPythonReadsArtifacts(t *testing.T) {
 		t.Skip("needs the Python reference")
 	}
 	testenv.Python(t)
+	for _, tc := range nets {
+		t.Run(tc.name, func(t *testing.T) { testPythonReadsArtifacts(t, tc.layers(), tc.class) })
+	}
+}
+
+func testPythonReadsArtifacts(t *testing.T, layers []config.Layer, class string) {
 	const n = 100
 	images, labels := realTestImages(t, n)
-	m := compileSmall(t, "rmsprop")
-	data := &Arrays{Images: images, Labels: labels, ImageSize: 3072, BatchSize: 32, Shuffle: true, Seed: 3}
-	if _, err := m.Fit(context.Background(), data, FitOptions{BatchSize: 32, Epochs: 2, Seed: 3}); err != nil {
-		t.Fatal(err)
-	}
+	m := trained(t, layers, "rmsprop", images, labels, 2)
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "cifar10.weights")
 	if err := m.Save(prefix); err != nil {
 		t.Fatal(err)
 	}
-	arch, err := m.Seq.KerasJSON()
+	arch, err := KerasJSON(m.Net)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,10 +99,14 @@ func TestPythonReadsArtifacts(t *testing.T) {
 	var py struct {
 		Variables map[string]struct {
 			Shape []int   `json:"shape"`
+			Dtype string  `json:"dtype"`
 			Sum   float64 `json:"sum"`
 			First float64 `json:"first"`
 		} `json:"variables"`
-		Params int `json:"params"`
+		Params       int    `json:"params"`
+		Trainable    int    `json:"trainable"`
+		NonTrainable int    `json:"non_trainable"`
+		Class        string `json:"class"`
 	}
 	b, err := os.ReadFile(out)
 	if err != nil {
@@ -61,8 +115,10 @@ func TestPythonReadsArtifacts(t *testing.T) {
 	if err := json.Unmarshal(b, &py); err != nil {
 		t.Fatal(err)
 	}
-	if py.Params != m.Seq.ParamCount() {
-		t.Errorf("model_from_json: %d params, Go model has %d", py.Params, m.Seq.ParamCount())
+	total, tr, non := m.Net.ParamCount()
+	if py.Params != total || py.Trainable != tr || py.NonTrainable != non || py.Class != class {
+		t.Errorf("model_from_json: %s with %d params (%d trainable, %d not), Go model: %s with %d (%d, %d)",
+			py.Class, py.Params, py.Trainable, py.NonTrainable, class, total, tr, non)
 	}
 	state, err := m.GetState()
 	if err != nil {
@@ -71,13 +127,16 @@ func TestPythonReadsArtifacts(t *testing.T) {
 	if len(py.Variables) != len(m.State) {
 		t.Errorf("checkpoint holds %d variables for Python, Go wrote %d", len(py.Variables), len(m.State))
 	}
+	if rs, ok := py.Variables["train/run_state"]; !ok || rs.Dtype != "string" {
+		t.Errorf("train/run_state in checkpoint = %+v, want a string", rs)
+	}
 	for name, a := range state {
 		pv, ok := py.Variables[name]
 		if !ok {
 			t.Errorf("Python does not see variable %s", name)
 			continue
 		}
-		if !sameShape(pv.Shape, a.Shape) {
+		if !slices.Equal(pv.Shape, a.Shape) {
 			t.Errorf("%s: Python shape %v, Go %v", name, pv.Shape, a.Shape)
 		}
 		sum := 0.0
@@ -91,7 +150,7 @@ func TestPythonReadsArtifacts(t *testing.T) {
 	if it, ok := py.Variables["rmsprop/iteration"]; !ok || it.First != 8 {
 		t.Errorf("rmsprop/iteration in checkpoint = %+v, want 8 steps", it)
 	}
-	want, err := m.Predict(context.Background(), images, n, 32)
+	want, err := train.Predict(context.Background(), m, images, n, 32)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,19 +166,21 @@ func TestPythonReadsArtifacts(t *testing.T) {
 // predicts, loaded by graft's LoadSavedModel and by Python's
 // tf.saved_model.load (serving_default signature, uint8 input).
 func TestSavedModel(t *testing.T) {
+	for _, tc := range nets {
+		t.Run(tc.name, func(t *testing.T) { testSavedModel(t, tc.layers()) })
+	}
+}
+
+func testSavedModel(t *testing.T, layers []config.Layer) {
 	const n = 100
 	images, labels := realTestImages(t, n)
-	m := compileSmall(t, "adam")
-	data := &Arrays{Images: images, Labels: labels, ImageSize: 3072, BatchSize: 50, Shuffle: true, Seed: 3}
-	if _, err := m.Fit(context.Background(), data, FitOptions{BatchSize: 50, Epochs: 1, Seed: 3}); err != nil {
-		t.Fatal(err)
-	}
-	want, err := m.Predict(context.Background(), images, n, 32)
+	m := trained(t, layers, "adam", images, labels, 1)
+	want, err := train.Predict(context.Background(), m, images, n, 32)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "saved_model")
-	if err := m.ExportSavedModel(dir); err != nil {
+	if err := SavedModel(m, dir); err != nil {
 		t.Fatal(err)
 	}
 	sm, err := LoadServing(dir)
@@ -160,7 +221,7 @@ f(images=tf.constant(x))["probabilities"].numpy().astype("<f4").tofile(out)
 // (fetched once into the cache); under -short, natural-like noise instead.
 func realTestImages(t *testing.T, n int) (images, labels []uint8) {
 	if testing.Short() {
-		return parityBatches(t, n)
+		return enginetest.ParityBatches(n)
 	}
 	s := cifartest.Real(t).Test.Slice(0, n)
 	return s.Images, s.Labels

@@ -1,0 +1,156 @@
+package graph
+
+import (
+	tf "github.com/wamuir/graft/tensorflow"
+	"github.com/wamuir/graft/tensorflow/op"
+)
+
+// pass is one forward pass through a Net: each node's Call (with what it
+// kept for the backward pass), its output before and after its activation,
+// the logits the loss reads and the model output.
+type pass struct {
+	calls       map[*Node]*Call
+	pre, post   map[*Node]tf.Output
+	logits, out tf.Output
+}
+
+// preprocess turns the uint8 images into the model's float input: the
+// notebook's X.astype('float32') / 255 when normalize is set (a true
+// division, as there).
+func (n *Net) preprocess(s *op.Scope, images tf.Output, normalize bool) tf.Output {
+	x := op.Cast(s.SubScope("Cast"), images, tf.Float)
+	if normalize {
+		x = op.RealDiv(s.SubScope("RealDiv"), x, op.Const(s.SubScope("Const"), float32(255)))
+	}
+	return x
+}
+
+// forward applies the layers in order. params holds each node's variable
+// values; training selects dropout and batch statistics, drawing random
+// layers from seed. The logits are the input of a final softmax (the
+// output itself when the model does not end in one).
+func (n *Net) forward(s *op.Scope, x tf.Output, params map[*Node][]tf.Output, training bool, seed tf.Output) *pass {
+	p := &pass{calls: map[*Node]*Call{}, pre: map[*Node]tf.Output{}, post: map[*Node]tf.Output{n.Input: x}}
+	for _, node := range n.Nodes {
+		c := &Call{Scope: s.SubScope(node.Name), InShapes: node.In, OutShape: node.Out, Params: params[node],
+			Training: training, Seed: seed, Index: node.Index}
+		for _, in := range node.Inputs {
+			c.In = append(c.In, p.post[in])
+		}
+		c.Out = node.Layer.Call(c)
+		p.calls[node], p.pre[node] = c, c.Out
+		y := c.Out
+		if a := node.Activation(); a != "" && a != "linear" {
+			y = activations[a].forward(c.Scope, y)
+		}
+		p.post[node] = y
+	}
+	last := n.Output()
+	p.out = p.post[last]
+	p.logits = p.out
+	if n.FinalSoftmax() {
+		p.logits = p.pre[last]
+	}
+	return p
+}
+
+// Inference adds the serving path to s: uint8 NHWC images to the model
+// output (class probabilities after a final softmax), with each node's
+// variable values from params (inference mode: no dropout, moving
+// statistics). The SavedModel export builds its graph with it.
+func (n *Net) Inference(s *op.Scope, images tf.Output, normalize bool, params map[*Node][]tf.Output) tf.Output {
+	return n.forward(s.SubScope("model"), n.preprocess(s, images, normalize), params, false, tf.Output{}).out
+}
+
+// explicitBackward reports whether the layers' own Backward covers the
+// model: every layer is Differentiable and the model ends in a softmax
+// whose cross-entropy gradient the loss op provides.
+func (m *Model) explicitBackward() bool {
+	if !m.Net.FinalSoftmax() {
+		return false
+	}
+	for _, node := range m.Net.Nodes {
+		if _, ok := node.Layer.(Differentiable); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// backward builds the gradient of the training loss with respect to every
+// trainable weight (in Weights order), walking the nodes in reverse
+// topological order: each node's output gradient is the sum over its
+// consumers (AddN), taken through its activation's gradient and then the
+// layer's Backward. dlogits is the gradient at the input of the final
+// softmax; penalties are the regularizers' weight gradients.
+func (m *Model) backward(s *op.Scope, p *pass, dlogits tf.Output, penalties map[*Variable]tf.Output) []tf.Output {
+	net := m.Net
+	dOut := map[*Node][]tf.Output{}
+	last := net.Output()
+	grads := map[*Variable]tf.Output{}
+	// reluDone marks a node whose ReLU gradient a zeroAtZero consumer
+	// already took on its own (smaller) output.
+	reluDone := map[*Node]bool{}
+	for i := len(net.Nodes) - 1; i >= 0; i-- {
+		node := net.Nodes[i]
+		c := p.calls[node]
+		ns := s.SubScope(node.Name)
+		var dy tf.Output
+		switch {
+		case node == last && net.FinalSoftmax():
+			dy = dlogits // already the gradient at the softmax input
+		case len(dOut[node]) == 1:
+			dy = dOut[node][0]
+		default:
+			dy = op.AddN(ns.SubScope("AddN"), dOut[node])
+		}
+		if a := node.Activation(); node != last || !net.FinalSoftmax() {
+			if a != "" && a != "linear" && !reluDone[node] {
+				dy = activations[a].grad(ns, dy, p.pre[node], p.post[node])
+			}
+		}
+		// A ReLU right before a max-pool: its gradient on the pooled side.
+		if z, ok := node.Layer.(zeroAtZero); ok && z.commutesWithReLU() && node.Activation() == "" {
+			if in := node.Inputs[0]; in != net.Input && in.Activation() == "relu" && in.consumers == 1 {
+				dy = op.ReluGrad(ns.SubScope("ReluGrad"), dy, p.post[node])
+				reluDone[in] = true
+			}
+		}
+		c.NeedInput = make([]bool, len(node.Inputs))
+		for j, in := range node.Inputs {
+			c.NeedInput[j] = in != net.Input
+		}
+		c.Scope = ns
+		dx, dw := node.Layer.(Differentiable).Backward(c, dy)
+		for j, in := range node.Inputs {
+			if c.NeedInput[j] {
+				dOut[in] = append(dOut[in], dx[j])
+			}
+		}
+		k := 0
+		for _, v := range m.params[node] {
+			if !v.param.Trainable {
+				continue
+			}
+			g := dw[k]
+			k++
+			if pg, ok := penalties[v]; ok {
+				g = op.AddV2(ns.SubScope("AddV2"), g, pg)
+			}
+			grads[v] = g
+		}
+	}
+	out := make([]tf.Output, len(m.Weights))
+	for i, v := range m.Weights {
+		out[i] = grads[v]
+	}
+	return out
+}
+
+func int32Shape(s []int) []int32 {
+	out := make([]int32, len(s))
+	for i, d := range s {
+		out[i] = int32(d)
+	}
+	return out
+}

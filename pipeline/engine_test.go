@@ -1,0 +1,79 @@
+package pipeline
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestModelConfigErrors: every way a model or optimizer config can be
+// wrong is one line naming the file, the line and the layer, with a
+// non-zero exit, before any data is loaded or output written.
+func TestModelConfigErrors(t *testing.T) {
+	const head = "data: {synthetic: {train: 64, test: 32}}\nmodel:\n  layers:\n"
+	cases := []struct {
+		name, body string
+		want       []string
+	}{
+		{"unknown kind", head + "    - {type: lstm, units: 3}\n", []string{":4:", "model.layers[0].type", `"lstm" is not a layer kind`}},
+		{"misspelled kind", head + "    - {type: batchnormalization}\n", []string{":4:", "did you mean batch_normalization"}},
+		{"misspelled argument", head + "    - {type: conv2d, filters: 4, kernel_size: 3}\n    - {type: flatten}\n    - {type: dense, unit: 10}\n",
+			[]string{":6:", "model.layers[2].unit", `layer "dense"`, "did you mean units"}},
+		{"argument of another kind", head + "    - {type: flatten, units: 3}\n", []string{":4:", "model.layers[0].units", "flatten does not take units"}},
+		{"merge of mismatched shapes", head +
+			"    - {type: conv2d, filters: 32, kernel_size: 3, padding: same, name: a}\n" +
+			"    - {type: conv2d, filters: 64, kernel_size: 3, padding: same, name: b, inputs: [input]}\n" +
+			"    - {type: add, name: add_3, inputs: [a, b]}\n",
+			[]string{":6:", `layer "add_3": inputs have shapes (32, 32, 32) and (32, 32, 64)`}},
+		{"input that does not exist", head + "    - {type: flatten, inputs: [convv]}\n", []string{":4:", `no layer "convv"`}},
+		{"input that comes later (a cycle)", head +
+			"    - {type: add, name: x, inputs: [input, y]}\n    - {type: activation, activation: relu, name: y}\n",
+			[]string{":4:", `layer "x"`, `"y" comes later`}},
+		{"layer feeding itself", head + "    - {type: activation, activation: relu, name: x, inputs: [x]}\n", []string{":4:", "cycle"}},
+		{"layer used by nothing", head +
+			"    - {type: conv2d, filters: 4, kernel_size: 3, name: lost}\n    - {type: flatten, inputs: [input]}\n    - {type: dense, units: 10, activation: softmax}\n",
+			[]string{":4:", `layer "lost"`, "used by no layer"}},
+		{"batch norm axis", head + "    - {type: batch_normalization, axis: 1}\n", []string{":4:", "axis"}},
+		{"regularizer on a layer without weights", head + "    - {type: max_pooling2d, kernel_regularizer: {l2: 0.01}}\n",
+			[]string{":4:", "max_pooling2d does not take kernel_regularizer"}},
+		{"regularizer on a missing bias", head + "    - {type: conv2d, filters: 4, kernel_size: 3, use_bias: false, bias_regularizer: {l2: 0.1}}\n",
+			[]string{":4:", "no bias"}},
+		{"merge with one input", head + "    - {type: add}\n", []string{":4:", "Add takes 2 or more inputs, got 1"}},
+		{"unknown activation", head + "    - {type: activation, activation: relux}\n", []string{":4:", "did you mean relu"}},
+		{"unknown initializer", head + "    - {type: flatten}\n    - {type: dense, units: 10, kernel_initializer: he_norml}\n", []string{":5:", "did you mean he_normal"}},
+		{"output not the classes", head + "    - {type: flatten}\n    - {type: dense, units: 7}\n", []string{":5:", "does not match data.classes 10"}},
+		{"optimizer key that does not apply", "train:\n  optimizer: {name: sgd, rho: 0.9}\n", []string{":2:", "train.optimizer.rho", "sgd does not take rho"}},
+		{"unknown optimizer", "train:\n  optimizer: {name: adagrad}\n", []string{":2:", "train.optimizer.name", "adagrad"}},
+		{"non-finite learning rate", "train:\n  optimizer: {name: adam, learning_rate: .nan}\n", []string{":2:", "train.optimizer.learning_rate", "finite"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "bad.yaml")
+			out := filepath.Join(dir, "out")
+			if err := os.WriteFile(cfg, []byte(tc.body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, cmd := range [][]string{{"summary", "-c", cfg}, {"run", "-c", cfg, "--set", "output.dir=" + out}} {
+				code, _, errs := runCLI(context.Background(), cmd...)
+				line := strings.TrimSpace(errs)
+				if code == 0 {
+					t.Fatalf("%s: exit 0", cmd[0])
+				}
+				if strings.Contains(line, "\n") {
+					t.Errorf("%s: error is not one line:\n%s", cmd[0], errs)
+				}
+				for _, w := range append([]string{"bad.yaml"}, tc.want...) {
+					if !strings.Contains(line, w) {
+						t.Errorf("%s: error %q lacks %q", cmd[0], line, w)
+					}
+				}
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("a refused config created %s", out)
+			}
+		})
+	}
+}
