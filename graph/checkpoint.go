@@ -25,6 +25,7 @@ type checkpointOps struct {
 	// so that a missing or mis-shaped variable is reported by name.
 	restoreName                tf.Output
 	restoreFloat, restoreInt64 tf.Output
+	restoreString              tf.Output // the run state (runstate.go)
 }
 
 func (m *Model) buildCheckpointOps(s *op.Scope) {
@@ -41,6 +42,7 @@ func (m *Model) buildCheckpointOps(s *op.Scope) {
 	empty := op.Const(s.SubScope("Const"), []string{""})
 	c.restoreFloat = op.RestoreV2(s.SubScope("float"), c.prefix, c.restoreName, empty, []tf.DataType{tf.Float})[0]
 	c.restoreInt64 = op.RestoreV2(s.SubScope("int64"), c.prefix, c.restoreName, empty, []tf.DataType{tf.Int64})[0]
+	c.restoreString = op.RestoreV2(s.SubScope("string"), c.prefix, c.restoreName, empty, []tf.DataType{tf.String})[0]
 }
 
 // Save writes every variable (weights, optimiser slots, counters) as a
@@ -104,12 +106,22 @@ func (m *Model) Restore(prefix string) error {
 			return err
 		}
 		fetch := m.ckpt.restoreFloat
-		if v.DType == tf.Int64 {
+		switch v.DType {
+		case tf.Int64:
 			fetch = m.ckpt.restoreInt64
+		case tf.String:
+			fetch = m.ckpt.restoreString
 		}
 		out, err := m.sess.Run(map[tf.Output]*tf.Tensor{m.ckpt.prefix: p, m.ckpt.restoreName: name}, []tf.Output{fetch}, nil)
 		if err != nil {
 			msg := firstLine(err)
+			if v.DType == tf.String && strings.Contains(msg, "not found in checkpoint") {
+				// A checkpoint written before the run state existed.
+				if values[i], err = tf.NewTensor(""); err != nil {
+					return err
+				}
+				continue
+			}
 			if strings.Contains(msg, "not found in checkpoint") {
 				return fmt.Errorf("restore %s: checkpoint has no variable %s %v: it was written by a different architecture or optimiser", prefix, v.Name, v.Shape)
 			}

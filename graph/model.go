@@ -83,6 +83,7 @@ type Model struct {
 
 	iteration *Variable
 	epoch     *Variable
+	runState  *Variable // see runstate.go
 
 	images, labels, dropSeed tf.Output
 	// Training path (dropout active).
@@ -249,6 +250,7 @@ func (m *Model) build(root *op.Scope) error {
 		return err
 	}
 	m.epoch = m.newVariable(root, "train/epoch", nil, tf.Int64)
+	m.addRunState(root)
 	m.buildCheckpointOps(root.SubScope("checkpoint"))
 	return root.Err()
 }
@@ -396,7 +398,7 @@ func (m *Model) initialize() error {
 		}
 	}
 	for _, v := range m.State {
-		if v.DType == tf.Int64 {
+		if v.DType != tf.Float {
 			values[v] = Array{} // marker: zero scalar
 			continue
 		}
@@ -412,9 +414,12 @@ func (m *Model) initialize() error {
 	for _, v := range m.State {
 		var t *tf.Tensor
 		var err error
-		if v.DType == tf.Int64 {
+		switch v.DType {
+		case tf.Int64:
 			t, err = tf.NewTensor(int64(0))
-		} else {
+		case tf.String:
+			t, err = tf.NewTensor("")
+		default:
 			t, err = float32Tensor(values[v].(Array))
 		}
 		if err != nil {
