@@ -24,6 +24,9 @@ shapes = reader.get_variable_to_shape_map()
 variables = {}
 for name in sorted(shapes):
     v = reader.get_tensor(name)
+    if isinstance(v, bytes):  # train/run_state, the run's opaque DT_STRING state
+        variables[name] = {"shape": [], "dtype": "string", "sum": 0.0, "first": 0.0}
+        continue
     variables[name] = {"shape": list(v.shape), "dtype": str(v.dtype),
                        "sum": float(np.asarray(v, dtype=np.float64).sum()),
                        "first": float(np.asarray(v).reshape(-1)[0]) if v.size else 0.0}
