@@ -1,0 +1,101 @@
+package pipeline
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/cifar-pipeline/cifar-pipeline/config"
+	"github.com/cifar-pipeline/cifar-pipeline/graph"
+)
+
+// Size bounds, checked before anything of that size is allocated: a value
+// past them would end in a Go fatal out-of-memory or the kernel's OOM
+// killer, which takes other processes with it.
+
+// maxQueueBatches caps augment.queue_batches: the stream keeps that many
+// batches ahead of training; more than this buys nothing.
+const maxQueueBatches = 1024
+
+// slotsPerWeight is how many optimiser slots each weight has.
+var slotsPerWeight = map[string]int{"rmsprop": 2, "sgd": 1, "adam": 2}
+
+// ModelMemory estimates the bytes training seq with batch images a step
+// takes: every weight, its gradient and the optimiser's slots in float32,
+// plus the activations of every layer (kept for the backward pass, and as
+// many again for their gradients) for a batch. It reads only what a
+// Sequential exposes (Layers, their Out shapes, ParamCount).
+func ModelMemory(seq *graph.Sequential, batch int, optimizer string) float64 {
+	params := float64(seq.ParamCount())
+	weights := params * float64(2+slotsPerWeight[optimizer]) * 4
+	acts := float64(seq.Input.Size())
+	for _, l := range seq.Layers {
+		acts += float64(l.Out.Size())
+	}
+	return weights + 2*acts*float64(batch)*4
+}
+
+// availableMemory is the memory the run may use: MemAvailable from
+// /proc/meminfo, lowered to a cgroup v2 memory.max when one is set. ok is
+// false where neither can be read (no bound is then enforced).
+func availableMemory() (bytes float64, ok bool) {
+	f, err := os.Open("/proc/meminfo")
+	if err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, found := strings.CutPrefix(sc.Text(), "MemAvailable:"); found {
+				kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+				if err == nil {
+					bytes, ok = kb*1024, true
+				}
+			}
+		}
+		f.Close()
+	}
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if lim, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64); err == nil && (!ok || lim < bytes) {
+			bytes, ok = lim, true
+		}
+	}
+	return bytes, ok
+}
+
+func gib(b float64) string { return fmt.Sprintf("%.1f GiB", b/(1<<30)) }
+
+// checkModelFits refuses a model whose training memory estimate exceeds
+// the available memory.
+func checkModelFits(seq *graph.Sequential, cfg config.Config, avail float64) error {
+	need := ModelMemory(seq, cfg.Train.BatchSize, cfg.Train.Optimizer.Name)
+	if need > avail {
+		return fmt.Errorf("model.layers with train.batch_size %d needs about %s to train (%d params with %s slots, activations for a batch) but %s is available: use fewer units/filters or a smaller train.batch_size",
+			cfg.Train.BatchSize, gib(need), seq.ParamCount(), cfg.Train.Optimizer.Name, gib(avail))
+	}
+	return nil
+}
+
+// checkDataBounds checks the sizes that depend on the loaded training set:
+// the batch, the materialised copies and the augmentation queue.
+func checkDataBounds(cfg config.Config, trainN, imageBytes int, avail float64) error {
+	t, a := cfg.Train, cfg.Augment
+	if t.BatchSize > trainN {
+		return fmt.Errorf("train.batch_size: %d exceeds the %d training images: use at most %d", t.BatchSize, trainN, trainN)
+	}
+	if a.Enabled && a.Materialize > 0 {
+		need := float64(trainN) * float64(imageBytes+1) * float64(a.Materialize+1)
+		if need > avail/2 {
+			return fmt.Errorf("augment.materialize: %d copies of %d images need %s, over half the %s available: use a smaller augment.materialize or 0 to stream", a.Materialize, trainN, gib(need), gib(avail))
+		}
+	}
+	if a.Enabled && a.QueueBatches > maxQueueBatches {
+		return fmt.Errorf("augment.queue_batches: %d exceeds %d: a few batches ahead keep training fed", a.QueueBatches, maxQueueBatches)
+	}
+	if a.Enabled {
+		need := float64(a.QueueBatches+a.Workers+2) * float64(t.BatchSize) * float64(imageBytes+1)
+		if need > avail/2 {
+			return fmt.Errorf("augment.queue_batches: %d batches of %d images need %s, over half the %s available: lower it", a.QueueBatches, t.BatchSize, gib(need), gib(avail))
+		}
+	}
+	return nil
+}
