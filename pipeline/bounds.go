@@ -15,9 +15,6 @@ import (
 // past them would end in a Go fatal out-of-memory or the kernel's OOM
 // killer, which takes other processes with it.
 
-// maxQueueBatches caps augment.queue_batches: the stream keeps that many
-// batches ahead of training; more than this buys nothing.
-const maxQueueBatches = 1024
 
 // slotsPerWeight is how many optimiser slots each weight has.
 var slotsPerWeight = map[string]int{"rmsprop": 2, "sgd": 1, "adam": 2}
@@ -88,8 +85,8 @@ func checkDataBounds(cfg config.Config, trainN, imageBytes int, avail float64) e
 			return fmt.Errorf("augment.materialize: %d copies of %d images need %s, over half the %s available: use a smaller augment.materialize or 0 to stream", a.Materialize, trainN, gib(need), gib(avail))
 		}
 	}
-	if a.Enabled && a.QueueBatches > maxQueueBatches {
-		return fmt.Errorf("augment.queue_batches: %d exceeds %d: a few batches ahead keep training fed", a.QueueBatches, maxQueueBatches)
+	if a.Enabled && a.QueueBatches > config.MaxQueueBatches {
+		return fmt.Errorf("augment.queue_batches: %d exceeds %d: a few batches ahead keep training fed", a.QueueBatches, config.MaxQueueBatches)
 	}
 	if a.Enabled {
 		need := float64(a.QueueBatches+a.Workers+2) * float64(t.BatchSize) * float64(imageBytes+1)
