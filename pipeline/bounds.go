@@ -3,18 +3,19 @@ package pipeline
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
+	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 )
 
 // Size bounds, checked before anything of that size is allocated: a value
 // past them would end in a Go fatal out-of-memory or the kernel's OOM
 // killer, which takes other processes with it.
-
 
 // slotsPerWeight is how many optimiser slots each weight has.
 var slotsPerWeight = map[string]int{"rmsprop": 2, "sgd": 1, "adam": 2}
@@ -95,4 +96,27 @@ func checkDataBounds(cfg config.Config, trainN, imageBytes int, avail float64) e
 		}
 	}
 	return nil
+}
+
+// synthBytes is the memory generating a synthetic set takes: the images in
+// memory and their encoded records.
+func synthBytes(train, test int) float64 {
+	return float64(train+test) * float64(2*dataset.RecordSize)
+}
+
+// checkSynthFits refuses a synthetic set whose generation would take over
+// half the available memory; what names the setting (flag or key).
+func checkSynthFits(what string, train, test int, avail float64) error {
+	if need := synthBytes(train, test); need > avail/2 {
+		return fmt.Errorf("%s: %d + %d synthetic images need about %s to generate, over half the %s available: ask for fewer", what, train, test, gib(need), gib(avail))
+	}
+	return nil
+}
+
+// memoryOrInf is availableMemory, or +Inf where it cannot be read.
+func memoryOrInf() float64 {
+	if b, ok := availableMemory(); ok {
+		return b
+	}
+	return math.Inf(1)
 }

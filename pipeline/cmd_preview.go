@@ -24,7 +24,7 @@ func newPreviewCommand() *cobra.Command {
 			"to --out (default <output.dir>/preview).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(cf.path, cf.sets)
+			cfg, err := cf.load(cmd)
 			if err != nil {
 				return err
 			}

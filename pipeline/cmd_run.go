@@ -4,8 +4,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/cifar-pipeline/cifar-pipeline/config"
 )
 
 func newRunCommand(started time.Time) *cobra.Command {
@@ -16,7 +14,7 @@ func newRunCommand(started time.Time) *cobra.Command {
 		Short: "Run the whole job: load CIFAR-10, (augment), build, fit, evaluate, write artifacts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(cf.path, cf.sets)
+			cfg, err := cf.load(cmd)
 			if err != nil {
 				return err
 			}

@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 )
 
@@ -16,7 +15,7 @@ func newSummaryCommand() *cobra.Command {
 		Short: "Print the model of a config as a Keras-style summary table",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(cf.path, cf.sets)
+			cfg, err := cf.load(cmd)
 			if err != nil {
 				return err
 			}

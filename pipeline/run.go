@@ -182,10 +182,7 @@ func (r *jobRun) takeOutputDir(context.Context) error {
 	if err := checkOutputDir(r.dir.Root); err != nil {
 		return err
 	}
-	r.avail = math.Inf(1)
-	if b, ok := availableMemory(); ok {
-		r.avail = b
-	}
+	r.avail = memoryOrInf()
 	return nil
 }
 
@@ -260,6 +257,11 @@ func (r *jobRun) restore(context.Context) error {
 // resume, against the checkpoint's data fingerprint) and the size bounds.
 func (r *jobRun) loadData(ctx context.Context) error {
 	cfg := r.cfg
+	if s := cfg.Data.Synthetic; s.Train > 0 {
+		if err := checkSynthFits("data.synthetic", s.Train, s.Test, r.avail); err != nil {
+			return err
+		}
+	}
 	set, err := loadData(ctx, cfg, r.dir, r.Log)
 	if err != nil {
 		return err
@@ -382,13 +384,6 @@ func (r *jobRun) train(ctx context.Context) error {
 		}
 		fmt.Fprintf(r.Log, "resume: %s (step %d, %d epochs done)\n", r.latest, it, len(r.state.History))
 	}
-	// history.csv and the event files are rebuilt from the checkpoint's
-	// history: on resume they then hold every epoch, as an uninterrupted
-	// run's do.
-	if err := r.art.replay(r.state.History); err != nil {
-		return err
-	}
-
 	var valArrays *graph.Arrays
 	if r.val != nil && r.val.Len() > 0 {
 		valArrays = arrays(r.val, cfg.Train.BatchSize, false, 0)
@@ -399,6 +394,15 @@ func (r *jobRun) train(ctx context.Context) error {
 		if data, err = augmentedData(ctx, cfg, r.fit, r.Log); err != nil {
 			return err
 		}
+	}
+	if err := r.finishEpoch(ctx, valArrays, graph.StepsPerEpoch(data.Len(), cfg.Train.BatchSize, cfg.Train.StepsPerEpoch)); err != nil {
+		return err
+	}
+	// history.csv and the event files are rebuilt from the checkpoint's
+	// history: on resume they then hold every epoch, as an uninterrupted
+	// run's do.
+	if err := r.art.replay(r.state.History); err != nil {
+		return err
 	}
 
 	fitCtx, cancel := context.WithCancelCause(ctx)
@@ -453,6 +457,39 @@ func (r *jobRun) train(ctx context.Context) error {
 	default:
 		return err
 	}
+}
+
+// finishEpoch completes an epoch whose steps all ran but whose end
+// (validation, history) was interrupted: Fit resumes from the step count,
+// which already points at the next epoch, so without this the epoch would
+// be missing from the history (and a run stopped after its last step
+// would have nothing left to train).
+func (r *jobRun) finishEpoch(ctx context.Context, val *graph.Arrays, steps int) error {
+	p := r.state.Partial
+	if p == nil {
+		return nil
+	}
+	it, err := r.model.Iterations()
+	if err != nil {
+		return err
+	}
+	if steps == 0 || int(it)%steps != 0 || int(it)/steps != p.Epoch {
+		return nil
+	}
+	l := *p
+	t0 := time.Now()
+	if val != nil {
+		if l.ValLoss, l.ValAccuracy, err = r.model.Evaluate(ctx, val); err != nil {
+			return err
+		}
+		l.HasVal = true
+	}
+	l.Seconds += time.Since(t0).Seconds()
+	if err := r.model.SetEpoch(int64(p.Epoch)); err != nil {
+		return err
+	}
+	r.state.History, r.state.Partial = append(r.state.History, l), nil
+	return nil
 }
 
 // evaluate scores the test set.
