@@ -202,7 +202,9 @@ func oneLine(err error) string {
 }
 
 // Walk expands paths for prediction: a directory is walked recursively and
-// contributes its regular files (and symlinks to files) in lexical order;
+// contributes its regular files (and symlinks to files), and its FIFOs,
+// devices and sockets (which Load refuses, each on its own line), in
+// lexical order;
 // hidden entries (names starting with ".") inside directories are skipped.
 // All regular files are included, not only ones with image extensions, so a
 // stray non-image is reported by Load rather than silently ignored. Paths
@@ -244,6 +246,8 @@ func Walk(paths []string) ([]string, error) {
 				} else if err != nil {
 					files = append(files, p) // dangling: let Load report it
 				}
+			case !d.IsDir():
+				files = append(files, p) // FIFO, device, socket: Load reports it, unopened
 			}
 			return nil
 		})

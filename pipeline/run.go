@@ -35,7 +35,7 @@ type Job struct {
 	Log               io.Writer // one-line status messages
 
 	// afterStep, when set (tests), runs after every training step.
-	afterStep func(epoch, step int)
+	afterStep func(m *graph.Model, epoch, step int)
 }
 
 // Result is what a run produced.
@@ -407,7 +407,10 @@ func (r *jobRun) train(ctx context.Context) error {
 
 	fitCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	watch := &stepWatch{Progress: newProgress(r.Out, cfg.Train.Verbose), firstStep: &r.res.FirstStep, afterStep: r.afterStep}
+	watch := &stepWatch{Progress: newProgress(r.Out, cfg.Train.Verbose), firstStep: &r.res.FirstStep}
+	if r.afterStep != nil {
+		watch.afterStep = func(epoch, step int) { r.afterStep(r.model, epoch, step) }
+	}
 	watch.diverged = func(epoch, step int, loss float64) {
 		cancel(&DivergedError{Epoch: epoch, Step: step, Loss: loss})
 	}
