@@ -124,6 +124,13 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		{"write artifacts", r.writeArtifacts},
 	} {
 		if err := stage.run(ctx); err != nil {
+			if r.art != nil && errors.Is(err, context.Canceled) && stage.name != "train" {
+				// Stopped in evaluation or artifacts: run.json says so
+				// (train writes its own); --resume finishes them.
+				if werr := r.art.summary(r.model, r.set, r.res, StatusInterrupted); werr != nil {
+					fmt.Fprintf(r.Log, "run.json: %v\n", werr)
+				}
+			}
 			return nil, err
 		}
 	}

@@ -103,8 +103,17 @@ type Lock struct {
 	f *os.File
 }
 
-// ErrInUse is wrapped by Lock's error when another process holds the lock.
+// ErrInUse is Lock's error (errors.Is) when another process holds the lock.
 var ErrInUse = errors.New("run directory in use")
+
+// inUseError names the directory and the process holding it.
+type inUseError struct{ dir, holder string }
+
+func (e *inUseError) Error() string {
+	return fmt.Sprintf("%s is in use by %s: wait for it to finish or choose another output.dir", e.dir, e.holder)
+}
+
+func (e *inUseError) Is(target error) bool { return target == ErrInUse }
 
 // Lock creates the directory if needed and takes its lock without waiting:
 // when another process holds it, the error is
@@ -117,7 +126,7 @@ func (d Dir) Lock(started time.Time) (*Lock, error) {
 	l, err := lockFile(d.path(LockName))
 	if err != nil {
 		if errors.Is(err, ErrInUse) {
-			return nil, fmt.Errorf("%s is in use by %s: wait for it to finish or choose another output.dir: %w", d.Display(), holder(d.path(LockName)), ErrInUse)
+			return nil, &inUseError{dir: d.Display(), holder: holder(d.path(LockName))}
 		}
 		return nil, fmt.Errorf("output.dir %s: cannot lock it: %w", d.Root, err)
 	}
