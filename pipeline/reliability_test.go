@@ -186,6 +186,16 @@ func TestFreshRunRefusesAnotherRun(t *testing.T) {
 	if code, _, errs := quickRun(t, context.Background(), dir, "--resume", "--overwrite"); code != 1 || !strings.Contains(errs, "choose one") {
 		t.Errorf("--resume --overwrite: exit %d, %s", code, errs)
 	}
+	// --overwrite replaces runs only: a directory of other files is
+	// written into, never deleted.
+	home := t.TempDir()
+	os.WriteFile(filepath.Join(home, "thesis.tex"), []byte("years of work"), 0o644)
+	if code, _, errs := quickRun(t, context.Background(), home, "--set", "train.epochs=1", "--overwrite"); code != 0 {
+		t.Fatalf("--overwrite into a non-run dir: exit %d\n%s", code, errs)
+	}
+	if b, err := os.ReadFile(filepath.Join(home, "thesis.tex")); err != nil || string(b) != "years of work" {
+		t.Errorf("--overwrite deleted a file that was not a run's: %v", err)
+	}
 }
 
 // Case 2: a run stopped after its last epoch's checkpoint (Ctrl-C or

@@ -169,13 +169,13 @@ func (r *jobRun) takeOutputDir(context.Context) error {
 		if r.latest, err = r.ckpts.Latest(); err != nil {
 			return err
 		}
-	case r.Overwrite:
-		if entries, _ := os.ReadDir(r.dir.Root); len(entries) > 1 || (len(entries) == 1 && entries[0].Name() != rundir.LockName) {
-			if r.lock, err = r.dir.Replace(r.lock, r.res.Started); err != nil {
-				return err
-			}
-			fmt.Fprintf(r.Log, "overwrite: replaced the run in %s\n", r.dir.Display())
+	case r.Overwrite && (len(ns) > 0 || exists(r.dir.ResolvedConfig()) || exists(r.dir.RunJSON())):
+		// Only a directory holding a run is replaced: --overwrite with
+		// output.dir=$HOME must not delete a home directory.
+		if r.lock, err = r.dir.Replace(r.lock, r.res.Started); err != nil {
+			return err
 		}
+		fmt.Fprintf(r.Log, "overwrite: replaced the run in %s\n", r.dir.Display())
 	case len(ns) > 0:
 		return fmt.Errorf("%s holds a run at step %d; use --resume to continue it, --overwrite to replace it, or another output.dir", r.dir.Display(), ns[len(ns)-1])
 	}
@@ -191,6 +191,11 @@ func (r *jobRun) takeOutputDir(context.Context) error {
 	}
 	r.avail = memoryOrInf()
 	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // checkOutputDir proves dir writable before any training, so a read-only
