@@ -172,9 +172,11 @@ func (r *jobRun) takeOutputDir(context.Context) error {
 	case r.Overwrite && (len(ns) > 0 || exists(r.dir.ResolvedConfig()) || exists(r.dir.RunJSON())):
 		// Only a directory holding a run is replaced: --overwrite with
 		// output.dir=$HOME must not delete a home directory.
-		if r.lock, err = r.dir.Replace(r.lock, r.res.Started); err != nil {
-			return err
+		nl, err := r.dir.Replace(r.lock, r.res.Started)
+		if err != nil {
+			return err // r.lock is still held; close releases it
 		}
+		r.lock = nl
 		fmt.Fprintf(r.Log, "overwrite: replaced the run in %s\n", r.dir.Display())
 	case len(ns) > 0:
 		return fmt.Errorf("%s holds a run at step %d; use --resume to continue it, --overwrite to replace it, or another output.dir", r.dir.Display(), ns[len(ns)-1])
