@@ -277,19 +277,25 @@ func TestSecondProcessRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer first.Process.Kill()
-	// Wait until the first run holds the lock and has started training.
+	done := make(chan error, 1)
+	go func() { done <- first.Wait() }()
+	// Wait until the first run holds the lock and has a checkpoint.
 	lock := filepath.Join(dir, rundir.LockName)
-	for {
+	waitFor := func(what string, exited <-chan error, ok func() bool) {
+		t.Helper()
+		for !ok() {
+			select {
+			case err := <-exited:
+				t.Fatalf("%s: the process ended first (%v):\n%s", what, err, firstErr.String())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	waitFor("first run training", done, func() bool {
 		b, _ := os.ReadFile(lock)
 		ns, _ := graph.CheckpointManager{Dir: filepath.Join(dir, "checkpoints")}.List()
-		if bytes.HasPrefix(b, []byte(fmt.Sprintf("pid %d\n", first.Process.Pid))) && len(ns) > 0 {
-			break
-		}
-		if first.ProcessState != nil {
-			t.Fatalf("first run ended early: %s", firstErr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return bytes.HasPrefix(b, []byte(fmt.Sprintf("pid %d\n", first.Process.Pid))) && len(ns) > 0
+	})
 	before := tree(t, filepath.Join(dir, "synthetic-data"))
 	for _, extra := range [][]string{nil, {"--resume"}, {"--overwrite"}} {
 		second := exec.Command(bin, append(slices.Clone(args), extra...)...)
@@ -308,8 +314,6 @@ func TestSecondProcessRefused(t *testing.T) {
 	if err := first.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- first.Wait() }()
 	select {
 	case err := <-done:
 		var ee *exec.ExitError
@@ -325,17 +329,18 @@ func TestSecondProcessRefused(t *testing.T) {
 
 	// kill -9 leaves no stale lock: the next process takes the directory.
 	third := exec.Command(bin, append(slices.Clone(args), "--resume")...)
+	third.Stderr = &firstErr
 	if err := third.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if b, _ := os.ReadFile(lock); bytes.HasPrefix(b, []byte(fmt.Sprintf("pid %d\n", third.Process.Pid))) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	thirdDone := make(chan error, 1)
+	go func() { thirdDone <- third.Wait() }()
+	waitFor("third run locking", thirdDone, func() bool {
+		b, _ := os.ReadFile(lock)
+		return bytes.HasPrefix(b, []byte(fmt.Sprintf("pid %d\n", third.Process.Pid)))
+	})
 	third.Process.Kill()
-	third.Wait()
+	<-thirdDone
 	code, _, errs := quickRun(t, context.Background(), dir, "--resume", "--set", "train.epochs=1")
 	if code != 0 {
 		t.Fatalf("--resume after kill -9: exit %d\n%s", code, errs)
