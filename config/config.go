@@ -158,6 +158,9 @@ type Runtime struct {
 	InterOpThreads int `mapstructure:"inter_op_threads" yaml:"inter_op_threads"`
 	// XLA turns on global JIT compilation (CPU included).
 	XLA bool `mapstructure:"xla" yaml:"xla"`
+	// TensorFlowLogs shows TensorFlow's own log lines (oneDNN, absl, MLIR),
+	// which are hidden by default; the --verbose flag does the same.
+	TensorFlowLogs bool `mapstructure:"tensorflow_logs" yaml:"tensorflow_logs"`
 }
 
 // Output says where artifacts go.

@@ -135,6 +135,14 @@ func TestBadConfigs(t *testing.T) {
 		{"truncated --set key", "", []string{"augment.rotation=3"}, []string{"--set augment.rotation", "did you mean augment.rotation_range"}},
 		{"malformed --set", "", []string{"train.epochs"}, []string{"key=value"}},
 		{"bad --set value", "", []string{"train.epochs=abc"}, []string{"train.epochs"}},
+		// Issue 14 case 6: NaN compares false with every bound, so range
+		// checks alone accepted these (a NaN split silently meant 0).
+		{"nan validation split", "data: {validation_split: .nan}\n", nil, []string{"data.validation_split", "NaN"}},
+		{"-inf rotation", "augment: {rotation_range: -.inf}\n", nil, []string{"augment.rotation_range", "-Inf"}},
+		{"nan zoom bound", "augment: {zoom_range: [0.9, .nan]}\n", nil, []string{"augment.zoom_range[1]", "NaN"}},
+		// Issue 14 case 7: a queue of a billion batches is refused before
+		// anything is allocated.
+		{"huge queue", "augment: {queue_batches: 1000000000}\n", nil, []string{"augment.queue_batches", "1000000000", "1024"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -343,7 +343,7 @@ func DecodeArgs(in map[string]any, out any, prefix, what string) error {
 		}
 	}
 	dc := &mapstructure.DecoderConfig{
-		DecodeHook:       mapstructure.ComposeDecodeHookFunc(finite, strictScalars, scalarToSlice),
+		DecodeHook:       mapstructure.ComposeDecodeHookFunc(numericString, finite, strictScalars, scalarToSlice),
 		WeaklyTypedInput: false,
 		ErrorUnused:      true,
 		Result:           out,
@@ -359,6 +359,19 @@ func DecodeArgs(in map[string]any, out any, prefix, what string) error {
 		}
 	}
 	return nil
+}
+
+// numericString reads a number given as a string (--set k=inf arrives as
+// the string "inf") into a float key, so that finite sees it.
+func numericString(from, to reflect.Type, data any) (any, error) {
+	if str, ok := data.(string); ok && (to.Kind() == reflect.Float32 || to.Kind() == reflect.Float64) {
+		f, err := strconv.ParseFloat(strings.TrimSpace(str), 64)
+		if err != nil {
+			return nil, fmt.Errorf("want a number, got %q", str)
+		}
+		return f, nil
+	}
+	return data, nil
 }
 
 // finite rejects NaN and ±Inf, which YAML spells .nan and .inf.

@@ -2,12 +2,51 @@ package config
 
 import (
 	"fmt"
+	"math"
+	"reflect"
 	"slices"
 )
+
+// MaxQueueBatches caps augment.queue_batches: the stream keeps that many
+// batches ahead of training, each allocated; a few keep the step fed.
+const MaxQueueBatches = 1024
+
+// nonFinite returns the key of the first NaN or infinite float in v (a
+// config struct), named by the mapstructure tags: a NaN compares false with
+// every bound, so range checks alone let it through.
+func nonFinite(v reflect.Value, prefix string) (string, float64, bool) {
+	switch v.Kind() {
+	case reflect.Float32, reflect.Float64:
+		if f := v.Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+			return prefix, f, true
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			tag := v.Type().Field(i).Tag.Get("mapstructure")
+			key := tag
+			if prefix != "" {
+				key = prefix + "." + tag
+			}
+			if k, f, bad := nonFinite(v.Field(i), key); bad {
+				return k, f, true
+			}
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			if k, f, bad := nonFinite(v.Index(i), fmt.Sprintf("%s[%d]", prefix, i)); bad {
+				return k, f, true
+			}
+		}
+	}
+	return "", 0, false
+}
 
 // Validate checks values that types alone cannot: ranges, enumerations and
 // per-layer arguments. The error names the offending key.
 func (c *Config) Validate() error {
+	if key, f, bad := nonFinite(reflect.ValueOf(*c), ""); bad {
+		return fmt.Errorf("%s: %v is not a finite number: give a number", key, f)
+	}
 	d := c.Data
 	switch {
 	case d.ValidationSplit < 0 || d.ValidationSplit >= 1:
@@ -67,8 +106,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("augment.fill_mode: %q is not one of nearest, constant, reflect, wrap", a.FillMode)
 	case a.Workers < 0:
 		return fmt.Errorf("augment.workers: %d must be >= 0", a.Workers)
-	case a.QueueBatches < 1:
-		return fmt.Errorf("augment.queue_batches: %d must be >= 1", a.QueueBatches)
+	case a.QueueBatches < 1 || a.QueueBatches > MaxQueueBatches:
+		return fmt.Errorf("augment.queue_batches: %d must be in [1, %d]", a.QueueBatches, MaxQueueBatches)
 	case a.Materialize < 0:
 		return fmt.Errorf("augment.materialize: %d must be >= 0", a.Materialize)
 	case a.Preview.Images < 0 || a.Preview.PerImage < 0:

@@ -40,10 +40,17 @@ func SynthImage(img []uint8, c int, r *rand.Rand) {
 // WriteSynthetic writes a learnable CIFAR-format set of train and test
 // images (10 classes, balanced, in seeded random order) to dir, in the
 // official binary layout (files directly in dir), plus SyntheticMarker.
-// The same (train, test, seed) always writes the same bytes.
+// The same (train, test, seed) always writes the same bytes. A non-empty
+// dir without the marker is refused: it may hold real CIFAR-10, which the
+// set would overwrite and mark synthetic (switching off its MD5 checks).
 func WriteSynthetic(dir string, train, test int, seed int64) error {
 	if train < 0 || test < 0 {
 		return fmt.Errorf("synthetic set: train %d and test %d must not be negative", train, test)
+	}
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		if _, err := os.Stat(filepath.Join(dir, SyntheticMarker)); err != nil {
+			return fmt.Errorf("synthetic set: %s is not empty and holds no %s marker, so it was not written by pipeline data synth: choose a new or empty directory", dir, SyntheticMarker)
+		}
 	}
 	r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
 	gen := func(n int) *Split {

@@ -1,6 +1,8 @@
 package graph
 
 import (
+	"math"
+
 	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/wamuir/graft/tensorflow/op"
 )
@@ -32,7 +34,7 @@ func init() {
 }
 
 func (o *Adam) Validate() error {
-	if err := finiteIn("learning_rate", o.LR, 0, 1e6, true, false); err != nil {
+	if err := finiteIn("learning_rate", o.LR, 0, math.Inf(1), true, true); err != nil {
 		return err
 	}
 	if err := finiteIn("beta_1", o.Beta1, 0, 1, false, true); err != nil {
@@ -75,3 +77,5 @@ func (o *Adam) Update(u *Updater, w *Variable, g tf.Output) *tf.Operation {
 func (o *Adam) KerasConfig() map[string]any {
 	return map[string]any{"learning_rate": o.LR, "beta_1": o.Beta1, "beta_2": o.Beta2, "epsilon": o.Epsilon, "amsgrad": false}
 }
+
+func (o *Adam) SlotsPerWeight() int { return 2 }

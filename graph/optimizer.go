@@ -25,6 +25,9 @@ type Optimizer interface {
 	Update(u *Updater, w *Variable, g tf.Output) *tf.Operation
 	// LearningRate is the configured (initial) learning rate.
 	LearningRate() float64
+	// SlotsPerWeight is how many slot variables of a weight's size the
+	// optimizer keeps (for memory estimates before compiling).
+	SlotsPerWeight() int
 	// KerasConfig is the optimizer's Keras get_config() except name.
 	KerasConfig() map[string]any
 }

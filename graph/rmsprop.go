@@ -1,6 +1,8 @@
 package graph
 
 import (
+	"math"
+
 	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/wamuir/graft/tensorflow/op"
 )
@@ -33,7 +35,7 @@ func init() {
 }
 
 func (o *RMSprop) Validate() error {
-	if err := finiteIn("learning_rate", o.LR, 0, 1e6, true, false); err != nil {
+	if err := finiteIn("learning_rate", o.LR, 0, math.Inf(1), true, true); err != nil {
 		return err
 	}
 	if err := finiteIn("rho", o.Rho, 0, 1, true, true); err != nil {
@@ -83,4 +85,11 @@ func allRows(n int) []int32 {
 
 func (o *RMSprop) KerasConfig() map[string]any {
 	return map[string]any{"learning_rate": o.LR, "rho": o.Rho, "momentum": o.Momentum, "epsilon": o.Epsilon, "centered": o.Centered}
+}
+
+func (o *RMSprop) SlotsPerWeight() int {
+	if o.Centered {
+		return 3
+	}
+	return 2
 }

@@ -1,6 +1,8 @@
 package graph
 
 import (
+	"math"
+
 	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/wamuir/graft/tensorflow/op"
 )
@@ -19,7 +21,7 @@ func init() {
 }
 
 func (o *SGD) Validate() error {
-	if err := finiteIn("learning_rate", o.LR, 0, 1e6, true, false); err != nil {
+	if err := finiteIn("learning_rate", o.LR, 0, math.Inf(1), true, true); err != nil {
 		return err
 	}
 	return finiteIn("momentum", o.Momentum, 0, 1, false, true)
@@ -39,4 +41,11 @@ func (o *SGD) Update(u *Updater, w *Variable, g tf.Output) *tf.Operation {
 
 func (o *SGD) KerasConfig() map[string]any {
 	return map[string]any{"learning_rate": o.LR, "momentum": o.Momentum, "nesterov": o.Nesterov}
+}
+
+func (o *SGD) SlotsPerWeight() int {
+	if o.Momentum == 0 {
+		return 0
+	}
+	return 1
 }

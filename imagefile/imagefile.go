@@ -13,11 +13,13 @@ import (
 	_ "image/gif"  // register GIF (first frame is used)
 	_ "image/jpeg" // register JPEG
 	_ "image/png"  // register PNG
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/disintegration/imaging"
 	_ "golang.org/x/image/bmp"  // register BMP
@@ -28,6 +30,16 @@ import (
 // file declaring a huge canvas (a decompression bomb) is refused before any
 // pixel memory is allocated.
 const MaxPixels = 100 << 20
+
+// MaxSide bounds the width and the height on their own: centre-cropping
+// and resizing a 1,000,000×1 strip (1 KB as a PNG) first scales it to
+// cover the target, tens of GB of pixels.
+const MaxSide = 16384
+
+// MaxFileBytes bounds the size of a file Load reads: no image this tool
+// can decode within MaxPixels is larger, and a 5 GB (sparse) file would
+// otherwise be read whole.
+const MaxFileBytes = 256 << 20
 
 // filter is the resampling filter used to shrink images to the model's size.
 // Lanczos (a = 3): imaging widens the kernel by the reduction factor when
@@ -60,15 +72,64 @@ func Load(path string, h, w int) ([]uint8, error) {
 	if h <= 0 || w <= 0 {
 		return nil, fmt.Errorf("%s: bad target size %dx%d", path, h, w)
 	}
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, fmt.Errorf("%s: cannot read: %v", path, err)
+		return nil, err
 	}
 	return Decode(path, data, h, w)
+}
+
+// readRegular reads a regular file of at most MaxFileBytes. FIFOs, devices
+// and sockets are refused without reading (opening a FIFO would block until
+// a writer came; a device may never end).
+func readRegular(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot read: %v", path, unwrapPath(err))
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%s: cannot read: is a directory", path)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s): give image files", path, kind(st.Mode()))
+	}
+	if st.Size() > MaxFileBytes {
+		return nil, fmt.Errorf("%s: %d bytes, over the %d MiB limit for an image file", path, st.Size(), MaxFileBytes>>20)
+	}
+	// O_NONBLOCK: should the path have become a FIFO since the Stat, the
+	// open does not wait for a writer; fstat below catches it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot read: %v", path, unwrapPath(err))
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file: give image files", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot read: %v", path, unwrapPath(err))
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("%s: over the %d MiB limit for an image file", path, MaxFileBytes>>20)
+	}
+	return data, nil
+}
+
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m.IsDir():
+		return "a directory"
+	}
+	return m.Type().String()
 }
 
 // Decode is Load on file contents already in memory; name is used in errors.
@@ -86,8 +147,8 @@ func Decode(name string, data []byte, h, w int) ([]uint8, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, fmt.Errorf("%s: empty %s image (%dx%d)", name, format, cfg.Width, cfg.Height)
 	}
-	if int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
-		return nil, fmt.Errorf("%s: %s image too large (%dx%d, limit %d pixels)", name, format, cfg.Width, cfg.Height, MaxPixels)
+	if cfg.Width > MaxSide || cfg.Height > MaxSide || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
+		return nil, fmt.Errorf("%s: %s image too large (%dx%d; limits: %d pixels a side, %d pixels in all)", name, format, cfg.Width, cfg.Height, MaxSide, MaxPixels)
 	}
 	img, err := imaging.Decode(bytes.NewReader(data), imaging.AutoOrientation(true))
 	if err != nil {
@@ -141,7 +202,9 @@ func oneLine(err error) string {
 }
 
 // Walk expands paths for prediction: a directory is walked recursively and
-// contributes its regular files (and symlinks to files) in lexical order;
+// contributes its regular files (and symlinks to files), and its FIFOs,
+// devices and sockets (which Load refuses, each on its own line), in
+// lexical order;
 // hidden entries (names starting with ".") inside directories are skipped.
 // All regular files are included, not only ones with image extensions, so a
 // stray non-image is reported by Load rather than silently ignored. Paths
@@ -183,6 +246,8 @@ func Walk(paths []string) ([]string, error) {
 				} else if err != nil {
 					files = append(files, p) // dangling: let Load report it
 				}
+			case !d.IsDir():
+				files = append(files, p) // FIFO, device, socket: Load reports it, unopened
 			}
 			return nil
 		})

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/image/bmp"
@@ -198,21 +199,64 @@ func TestLoadErrors(t *testing.T) {
 func TestLoadRefusesHugeCanvas(t *testing.T) {
 	// A PNG whose IHDR declares 20000×20000 pixels (and no pixel data): it
 	// must be refused from the header alone.
+	p := writeFile(t, filepath.Join(t.TempDir(), "bomb.png"), pngHeader(20000, 20000))
+	_, err := Load(p, 32, 32)
+	if err == nil || !strings.Contains(err.Error(), "bomb.png: png image too large (20000x20000") {
+		t.Fatalf("err = %v", err)
+	}
+	// Issue 14 case 8: a 1,000,000×1 strip is within the pixel count but
+	// its cover-resize is not; refused from the header by the side limit.
+	p = writeFile(t, filepath.Join(t.TempDir(), "strip.png"), pngHeader(1_000_000, 1))
+	_, err = Load(p, 32, 32)
+	if err == nil || !strings.Contains(err.Error(), "strip.png: png image too large (1000000x1") || !strings.Contains(err.Error(), "16384 pixels a side") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestLoadRefusesNonRegular: issue 14 case 8. A FIFO is refused at once
+// (opening it would block for a writer), a device too, and a 5 GB sparse
+// file is refused by its size without being read.
+func TestLoadRefusesNonRegular(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe.png")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sparse := filepath.Join(dir, "sparse.png")
+	f, err := os.Create(sparse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(5 << 30); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, tc := range []struct{ path, want string }{
+		{fifo, "pipe.png: not a regular file (a named pipe)"},
+		{"/dev/zero", "/dev/zero: not a regular file (a character device)"},
+		{sparse, "sparse.png: 5368709120 bytes, over the 256 MiB limit"},
+	} {
+		_, err := Load(tc.path, 32, 32)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", tc.path, err, tc.want)
+		}
+	}
+}
+
+// pngHeader is a PNG signature and an IHDR declaring w×h 8-bit grey pixels,
+// with no pixel data.
+func pngHeader(w, h uint32) []byte {
 	ihdr := make([]byte, 17)
 	copy(ihdr, "IHDR")
-	binary.BigEndian.PutUint32(ihdr[4:], 20000)
-	binary.BigEndian.PutUint32(ihdr[8:], 20000)
+	binary.BigEndian.PutUint32(ihdr[4:], w)
+	binary.BigEndian.PutUint32(ihdr[8:], h)
 	ihdr[12], ihdr[13] = 8, 0 // 8-bit grey
 	var buf bytes.Buffer
 	buf.WriteString("\x89PNG\r\n\x1a\n")
 	binary.Write(&buf, binary.BigEndian, uint32(13))
 	buf.Write(ihdr)
 	binary.Write(&buf, binary.BigEndian, crc32.ChecksumIEEE(ihdr))
-	p := writeFile(t, filepath.Join(t.TempDir(), "bomb.png"), buf.Bytes())
-	_, err := Load(p, 32, 32)
-	if err == nil || !strings.Contains(err.Error(), "bomb.png: png image too large (20000x20000") {
-		t.Fatalf("err = %v", err)
-	}
+	return buf.Bytes()
 }
 
 func TestWalk(t *testing.T) {

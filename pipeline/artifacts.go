@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 	"github.com/cifar-pipeline/cifar-pipeline/report"
+	"github.com/cifar-pipeline/cifar-pipeline/rundir"
 	"github.com/cifar-pipeline/cifar-pipeline/tfevents"
 	"github.com/cifar-pipeline/cifar-pipeline/train"
 )
@@ -27,7 +29,7 @@ import (
 // (TensorBoard event files excepted: they are appended live, as TensorBoard
 // reads them).
 type artifacts struct {
-	dir     string
+	dir     rundir.Dir
 	cfg     config.Config
 	cfgYAML []byte // cfg as written to config.resolved.yaml
 	// learningRate is the optimizer's, for the history's learning_rate column.
@@ -53,27 +55,65 @@ func reportHistory(h []train.EpochLogs, lr float64) report.History {
 // epochEnd refreshes history.csv and the TensorBoard scalars after every
 // epoch, so an interrupted run still leaves the history of its finished
 // epochs.
-func (a *artifacts) epochEnd(history []train.EpochLogs, l train.EpochLogs) error {
+func (a *artifacts) epochEnd(history []train.EpochLogs) error {
 	h := reportHistory(history, a.learningRate)
-	if err := report.WriteHistoryCSV(filepath.Join(a.dir, "history.csv"), h); err != nil {
+	if err := report.WriteHistoryCSV(a.dir.History(), h); err != nil {
 		return err
 	}
 	if !a.cfg.Output.TensorBoard {
 		return nil
 	}
 	if a.tb == nil {
-		tb, err := tfevents.NewEpochLogger(filepath.Join(a.dir, "logs"))
+		tb, err := tfevents.NewEpochLogger(a.dir.Logs())
 		if err != nil {
 			return err
 		}
 		a.tb = tb
 	}
-	e := h[len(h)-1]
+	return a.logEpoch(h[len(h)-1])
+}
+
+func (a *artifacts) logEpoch(e report.Epoch) error {
 	logs := map[string]float64{"loss": e.Loss, "accuracy": e.Accuracy, "learning_rate": e.LearningRate, "images_per_second": e.ImagesPerSec}
 	if e.HasVal {
 		logs["val_loss"], logs["val_accuracy"] = e.ValLoss, e.ValAccuracy
 	}
 	return a.tb.LogEpoch(int64(e.Epoch), logs)
+}
+
+// replay rewrites history.csv and the TensorBoard event files from the
+// history a checkpoint carries, replacing what an interrupted process
+// left (which may lack the epochs after its last write, or hold fewer).
+func (a *artifacts) replay(history []train.EpochLogs) error {
+	if len(history) == 0 {
+		return nil
+	}
+	h := reportHistory(history, a.learningRate)
+	if err := report.WriteHistoryCSV(a.dir.History(), h); err != nil {
+		return err
+	}
+	if !a.cfg.Output.TensorBoard {
+		return nil
+	}
+	for _, sub := range []string{"train", "validation"} {
+		old, _ := filepath.Glob(filepath.Join(a.dir.Logs(), sub, "events.out.tfevents.*"))
+		for _, f := range old {
+			if err := os.Remove(f); err != nil {
+				return fmt.Errorf("replace TensorBoard events: %w", err)
+			}
+		}
+	}
+	tb, err := tfevents.NewEpochLogger(a.dir.Logs())
+	if err != nil {
+		return err
+	}
+	a.tb = tb
+	for _, e := range h {
+		if err := a.logEpoch(e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (a *artifacts) close() {
@@ -85,7 +125,10 @@ func (a *artifacts) close() {
 // runSummary is run.json: the figures of a run that scripts (the benchmark)
 // read back.
 type runSummary struct {
-	Name               string            `json:"name"`
+	Name string `json:"name"`
+	// Status is completed, diverged or interrupted; only a completed run
+	// has test figures.
+	Status             string            `json:"status"`
 	Params             int               `json:"params"`
 	TensorFlow         string            `json:"tensorflow"`
 	Device             string            `json:"device"`
@@ -138,32 +181,50 @@ func peakRSSMiB() float64 {
 
 // final writes the end-of-run artifacts: final weights as a TF checkpoint
 // (cifar10.weights.index + .data-*), the Keras architecture JSON, the
-// SavedModel and run.json.
+// SavedModel, the evaluation files and, last, run.json.
 func (a *artifacts) final(ctx context.Context, m *graph.Model, set *dataset.Set, res *Result) error {
-	if err := m.Save(filepath.Join(a.dir, "cifar10.weights")); err != nil {
+	if err := m.Save(a.dir.Weights()); err != nil {
 		return err
 	}
 	arch, err := export.KerasJSON(m.Net)
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(a.dir, "cifar10_architecture.json"), arch); err != nil {
+	if err := atomicfile.WriteFile(a.dir.Architecture(), arch); err != nil {
 		return err
 	}
 	if a.cfg.Output.SavedModel {
-		if err := export.SavedModel(m, filepath.Join(a.dir, "saved_model")); err != nil {
+		if err := export.SavedModel(m, a.dir.SavedModel()); err != nil {
+			return err
+		}
+		// graph assembles it in an os.MkdirTemp dir (0700): give it the
+		// permissions of every other artifact.
+		if err := os.Chmod(a.dir.SavedModel(), 0o755); err != nil {
 			return err
 		}
 	}
 	if err := a.evaluation(m.Net, set, res); err != nil {
 		return err
 	}
+	return a.summary(m, set, res, StatusCompleted)
+}
+
+// summary writes run.json with the given status.
+func (a *artifacts) summary(m *graph.Model, set *dataset.Set, res *Result, status string) error {
 	ips, secs := trainingThroughput(res.History)
 	s := runSummary{
-		Name: a.cfg.Name, Params: res.Params, TensorFlow: tf.Version(), Device: m.Device(), DataSource: set.Source,
+		Name: a.cfg.Name, Status: status, Params: res.Params, TensorFlow: tf.Version(), Device: m.Device(),
 		Epochs: res.History, MedianEpochSeconds: secs, ImagesPerSecond: ips,
-		TimeToFirstStep: res.FirstStep.Sub(res.Started).Seconds(), TestLoss: res.TestLoss, TestAccuracy: res.TestAcc,
-		PeakRSSMiB: peakRSSMiB(), Seconds: res.Duration.Seconds(),
+		TestLoss: res.TestLoss, TestAccuracy: res.TestAcc, PeakRSSMiB: peakRSSMiB(), Seconds: time.Since(res.Started).Seconds(),
+	}
+	if set != nil {
+		s.DataSource = set.Source
+	}
+	if !res.FirstStep.IsZero() {
+		s.TimeToFirstStep = res.FirstStep.Sub(res.Started).Seconds()
+	}
+	if res.Duration > 0 {
+		s.Seconds = res.Duration.Seconds()
 	}
 	for _, e := range res.History {
 		s.EpochSeconds = append(s.EpochSeconds, e.Seconds)
@@ -172,10 +233,7 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, set *dataset.Set,
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(a.dir, "run.json"), b); err != nil {
-		return err
-	}
-	return nil
+	return atomicfile.WriteFile(a.dir.RunJSON(), b)
 }
 
 // evaluation classifies the test set and writes metrics.json, the plots,
@@ -204,21 +262,21 @@ func (a *artifacts) evaluation(net *graph.Net, set *dataset.Set, res *Result) er
 	}
 	metrics := report.Evaluate(labels, preds, names, res.TestLoss)
 	res.Metrics = metrics
-	if err := report.WriteMetricsJSON(filepath.Join(a.dir, "metrics.json"), metrics); err != nil {
+	if err := report.WriteMetricsJSON(a.dir.Metrics(), metrics); err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(a.dir, classesFile), []byte(strings.Join(names, "\n")+"\n")); err != nil {
+	if err := atomicfile.WriteFile(a.dir.Classes(), []byte(strings.Join(names, "\n")+"\n")); err != nil {
 		return err
 	}
 	h := reportHistory(res.History, a.learningRate)
 	if a.cfg.Output.Plots {
-		if err := report.PlotCurves(filepath.Join(a.dir, "curves.png"), h); err != nil {
+		if err := report.PlotCurves(a.dir.Curves(), h); err != nil {
 			return err
 		}
-		if err := report.PlotConfusion(filepath.Join(a.dir, "confusion.png"), metrics); err != nil {
+		if err := report.PlotConfusion(a.dir.Confusion(), metrics); err != nil {
 			return err
 		}
-		if err := report.PlotMisclassified(filepath.Join(a.dir, "misclassified.png"), set.Test.Images, set.Test.H, set.Test.W, set.Test.C, labels, preds, names, 40); err != nil {
+		if err := report.PlotMisclassified(a.dir.Misclassified(), set.Test.Images, set.Test.H, set.Test.W, set.Test.C, labels, preds, names, 40); err != nil {
 			return err
 		}
 	}
@@ -231,10 +289,10 @@ func (a *artifacts) evaluation(net *graph.Net, set *dataset.Set, res *Result) er
 		train += e.Seconds
 	}
 	card := report.ModelCard{
-		Model: a.cfg.Name, RunDir: a.dir, Created: time.Now(), DataSource: set.Source + " (" + set.Dir + ")", DataFiles: files,
+		Model: a.cfg.Name, RunDir: a.dir.Root, Created: time.Now(), DataSource: set.Source + " (" + set.Dir + ")", DataFiles: files,
 		TrainExamples: res.TrainN, ValExamples: res.ValN, TestExamples: n, ConfigYAML: string(a.cfgYAML),
 		Architecture: net.Summary(), Params: int64(res.Params), Metrics: metrics, History: h, TrainSeconds: train,
 		TFVersion: tf.Version(),
 	}
-	return report.WriteModelCard(filepath.Join(a.dir, "MODEL_CARD.md"), card)
+	return report.WriteModelCard(a.dir.ModelCard(), card)
 }

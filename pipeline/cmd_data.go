@@ -138,6 +138,9 @@ func newDataSynthCommand() *cobra.Command {
 			if train < 1 || test < 1 {
 				return fmt.Errorf("data synth: --train %d and --test %d must both be at least 1", train, test)
 			}
+			if err := checkSynthFits("data synth --train/--test", train, test, memoryOrInf()); err != nil {
+				return err
+			}
 			if err := dataset.WriteSynthetic(out, train, test, seed); err != nil {
 				return err
 			}

@@ -1,11 +1,12 @@
 package pipeline
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -14,13 +15,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 	"github.com/cifar-pipeline/cifar-pipeline/export"
 	"github.com/cifar-pipeline/cifar-pipeline/imagefile"
+	"github.com/cifar-pipeline/cifar-pipeline/rundir"
 )
-
-// classesFile in a run dir lists the class names, one per line.
-const classesFile = "classes.txt"
 
 func newPredictCommand() *cobra.Command {
 	var runDir string
@@ -38,19 +36,39 @@ func newPredictCommand() *cobra.Command {
 			if runDir == "" {
 				return fmt.Errorf("predict: -m RUN_DIR is required (the output.dir of a finished run)")
 			}
-			sm, err := export.LoadServing(filepath.Join(runDir, "saved_model"))
+			if batch < 1 {
+				return fmt.Errorf("predict: --batch %d must be at least 1", batch)
+			}
+			if top < 1 {
+				return fmt.Errorf("predict: --top %d must be at least 1", top)
+			}
+			rd := rundir.New(runDir)
+			sm, err := export.LoadServing(rd.SavedModel())
 			if err != nil {
 				return fmt.Errorf("predict: %w (is %s the output.dir of a finished run with output.saved_model: true?)", err, runDir)
 			}
 			defer sm.Close()
-			classes := readClasses(runDir)
+			k, err := servingClasses(sm)
+			if err != nil {
+				return fmt.Errorf("predict: %s: %w", rd.SavedModel(), err)
+			}
+			classes, err := readClasses(rd.Classes(), k)
+			if err != nil {
+				return fmt.Errorf("predict: %w", err)
+			}
+			if top > k {
+				return fmt.Errorf("predict: --top %d exceeds the model's %d classes", top, k)
+			}
 			files, err := imagefile.Walk(args)
 			if err != nil {
 				return fmt.Errorf("predict: %w", err)
 			}
 			p := predictor{sm: sm, classes: classes, top: top, json: asJSON, out: cmd.OutOrStdout()}
 			start := time.Now()
-			failed := p.run(files, batch)
+			failed, err := p.run(cmd.Context(), files, batch)
+			if err != nil {
+				return err
+			}
 			el := time.Since(start)
 			fmt.Fprintf(cmd.ErrOrStderr(), "predict: %d files, %d failed, %.0f images/s\n", len(files), failed, float64(len(files)-failed)/el.Seconds())
 			if failed > 0 {
@@ -66,14 +84,38 @@ func newPredictCommand() *cobra.Command {
 	return cmd
 }
 
-// readClasses reads RUN_DIR/classes.txt, falling back to CIFAR-10's names.
-func readClasses(runDir string) []string {
-	if b, err := os.ReadFile(filepath.Join(runDir, classesFile)); err == nil {
-		if names := strings.Fields(string(b)); len(names) > 0 {
-			return names
-		}
+// servingClasses is the size of the SavedModel's output: the number of
+// probabilities it gives for one (blank) image.
+func servingClasses(sm *export.Serving) (int, error) {
+	sh := sm.InputShape()
+	probs, err := sm.Predict(make([]uint8, sh[0]*sh[1]*sh[2]), 1)
+	if err != nil {
+		return 0, err
 	}
-	return dataset.OfficialClassNames()
+	if len(probs) < 1 {
+		return 0, fmt.Errorf("the model outputs no classes")
+	}
+	return len(probs), nil
+}
+
+// readClasses reads a run's classes.txt: one class name per line (names
+// may hold spaces), as many as the model has outputs.
+func readClasses(path string, k int) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v: a finished run writes it (one class name per line); restore it", path, errors.Unwrap(err))
+	}
+	var names []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if l = strings.TrimSpace(strings.TrimSuffix(l, "\r")); l == "" {
+			return nil, fmt.Errorf("%s: line %d is empty: one class name per line", path, len(names)+1)
+		}
+		names = append(names, l)
+	}
+	if len(names) != k {
+		return nil, fmt.Errorf("%s: %d class names but the SavedModel has %d outputs: it belongs to another model; restore this run's file", path, len(names), k)
+	}
+	return names, nil
 }
 
 type predictor struct {
@@ -96,12 +138,15 @@ type predictLine struct {
 }
 
 // run classifies files in batches, printing results in file order, and
-// returns how many failed.
-func (p *predictor) run(files []string, batch int) int {
+// returns how many failed. It stops between batches when ctx is done.
+func (p *predictor) run(ctx context.Context, files []string, batch int) (int, error) {
 	sh := p.sm.InputShape()
 	size := sh[0] * sh[1] * sh[2]
 	failed := 0
 	for lo := 0; lo < len(files); lo += batch {
+		if err := ctx.Err(); err != nil {
+			return failed, err
+		}
 		chunk := files[lo:min(lo+batch, len(files))]
 		lines := make([]predictLine, len(chunk))
 		decoded := make([][]uint8, len(chunk))
@@ -154,7 +199,7 @@ func (p *predictor) run(files []string, batch int) int {
 			p.print(l)
 		}
 	}
-	return failed
+	return failed, nil
 }
 
 func (p *predictor) topK(probs []float32) []scored {

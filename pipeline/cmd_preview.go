@@ -3,13 +3,13 @@ package pipeline
 import (
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cifar-pipeline/cifar-pipeline/augment"
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
+	"github.com/cifar-pipeline/cifar-pipeline/rundir"
 )
 
 func newPreviewCommand() *cobra.Command {
@@ -24,10 +24,11 @@ func newPreviewCommand() *cobra.Command {
 			"to --out (default <output.dir>/preview).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(cf.path, cf.sets)
+			sp, err := cf.load(cmd)
 			if err != nil {
 				return err
 			}
+			cfg := sp.cfg
 			if !cmd.Flags().Changed("images") {
 				images = cfg.Augment.Preview.Images
 			}
@@ -35,12 +36,12 @@ func newPreviewCommand() *cobra.Command {
 				perImage = cfg.Augment.Preview.PerImage
 			}
 			if out == "" {
-				out = filepath.Join(cfg.Output.Dir, "preview")
+				out = rundir.New(cfg.Output.Dir).Preview()
 			}
 			if images < 1 || perImage < 1 {
 				return fmt.Errorf("preview: --images %d and --per-image %d must both be at least 1", images, perImage)
 			}
-			set, err := loadData(cmd.Context(), cfg, cmd.ErrOrStderr())
+			set, err := loadData(cmd.Context(), cfg, rundir.New(cfg.Output.Dir), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}

@@ -8,22 +8,24 @@ import (
 
 func newRunCommand(started time.Time) *cobra.Command {
 	var cf configFlags
-	var resume bool
+	var resume, overwrite bool
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the whole job: load CIFAR-10, (augment), build, fit, evaluate, write artifacts",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sp, err := loadSpec(cf.path, cf.sets)
+			sp, err := cf.load(cmd)
 			if err != nil {
 				return err
 			}
-			job := &Job{Cfg: sp.cfg, ConfigPath: cf.path, Resume: resume, Started: started, Out: cmd.OutOrStdout(), Log: cmd.ErrOrStderr()}
+			cfg := sp.cfg
+			job := &Job{Cfg: cfg, ConfigPath: cf.path, Resume: resume, Overwrite: overwrite, Started: started, Out: cmd.OutOrStdout(), Log: cmd.ErrOrStderr()}
 			_, err = job.Run(cmd.Context())
 			return err
 		},
 	}
 	cf.register(cmd)
-	cmd.Flags().BoolVar(&resume, "resume", false, "continue from the latest checkpoint in output.dir")
+	cmd.Flags().BoolVar(&resume, "resume", false, "continue the run in output.dir from its latest checkpoint")
+	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "replace the run in output.dir with a new one (the old one is deleted)")
 	return cmd
 }

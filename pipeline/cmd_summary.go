@@ -13,7 +13,7 @@ func newSummaryCommand() *cobra.Command {
 		Short: "Print the model of a config as a Keras-style summary table",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sp, err := loadSpec(cf.path, cf.sets)
+			sp, err := cf.load(cmd)
 			if err != nil {
 				return err
 			}

@@ -16,37 +16,43 @@ func TestModelConfigErrors(t *testing.T) {
 	cases := []struct {
 		name, body string
 		want       []string
+		sets       []string
 	}{
-		{"unknown kind", head + "    - {type: lstm, units: 3}\n", []string{":4:", "model.layers[0].type", `"lstm" is not a layer kind`}},
-		{"misspelled kind", head + "    - {type: batchnormalization}\n", []string{":4:", "did you mean batch_normalization"}},
+		{"unknown kind", head + "    - {type: lstm, units: 3}\n", []string{":4:", "model.layers[0].type", `"lstm" is not a layer kind`}, nil},
+		{"misspelled kind", head + "    - {type: batchnormalization}\n", []string{":4:", "did you mean batch_normalization"}, nil},
 		{"misspelled argument", head + "    - {type: conv2d, filters: 4, kernel_size: 3}\n    - {type: flatten}\n    - {type: dense, unit: 10}\n",
-			[]string{":6:", "model.layers[2].unit", `layer "dense"`, "did you mean units"}},
-		{"argument of another kind", head + "    - {type: flatten, units: 3}\n", []string{":4:", "model.layers[0].units", "flatten does not take units"}},
+			[]string{":6:", "model.layers[2].unit", `layer "dense"`, "did you mean units"}, nil},
+		{"argument of another kind", head + "    - {type: flatten, units: 3}\n", []string{":4:", "model.layers[0].units", "flatten does not take units"}, nil},
 		{"merge of mismatched shapes", head +
 			"    - {type: conv2d, filters: 32, kernel_size: 3, padding: same, name: a}\n" +
 			"    - {type: conv2d, filters: 64, kernel_size: 3, padding: same, name: b, inputs: [input]}\n" +
 			"    - {type: add, name: add_3, inputs: [a, b]}\n",
-			[]string{":6:", `layer "add_3": inputs have shapes (32, 32, 32) and (32, 32, 64)`}},
-		{"input that does not exist", head + "    - {type: flatten, inputs: [convv]}\n", []string{":4:", `no layer "convv"`}},
+			[]string{":6:", `layer "add_3": inputs have shapes (32, 32, 32) and (32, 32, 64)`}, nil},
+		{"input that does not exist", head + "    - {type: flatten, inputs: [convv]}\n", []string{":4:", `no layer "convv"`}, nil},
 		{"input that comes later (a cycle)", head +
 			"    - {type: add, name: x, inputs: [input, y]}\n    - {type: activation, activation: relu, name: y}\n",
-			[]string{":4:", `layer "x"`, `"y" comes later`}},
-		{"layer feeding itself", head + "    - {type: activation, activation: relu, name: x, inputs: [x]}\n", []string{":4:", "cycle"}},
+			[]string{":4:", `layer "x"`, `"y" comes later`}, nil},
+		{"layer feeding itself", head + "    - {type: activation, activation: relu, name: x, inputs: [x]}\n", []string{":4:", "cycle"}, nil},
 		{"layer used by nothing", head +
 			"    - {type: conv2d, filters: 4, kernel_size: 3, name: lost}\n    - {type: flatten, inputs: [input]}\n    - {type: dense, units: 10, activation: softmax}\n",
-			[]string{":4:", `layer "lost"`, "used by no layer"}},
-		{"batch norm axis", head + "    - {type: batch_normalization, axis: 1}\n", []string{":4:", "axis"}},
+			[]string{":4:", `layer "lost"`, "used by no layer"}, nil},
+		{"batch norm axis", head + "    - {type: batch_normalization, axis: 1}\n", []string{":4:", "axis"}, nil},
 		{"regularizer on a layer without weights", head + "    - {type: max_pooling2d, kernel_regularizer: {l2: 0.01}}\n",
-			[]string{":4:", "max_pooling2d does not take kernel_regularizer"}},
+			[]string{":4:", "max_pooling2d does not take kernel_regularizer"}, nil},
 		{"regularizer on a missing bias", head + "    - {type: conv2d, filters: 4, kernel_size: 3, use_bias: false, bias_regularizer: {l2: 0.1}}\n",
-			[]string{":4:", "no bias"}},
-		{"merge with one input", head + "    - {type: add}\n", []string{":4:", "Add takes 2 or more inputs, got 1"}},
-		{"unknown activation", head + "    - {type: activation, activation: relux}\n", []string{":4:", "did you mean relu"}},
-		{"unknown initializer", head + "    - {type: flatten}\n    - {type: dense, units: 10, kernel_initializer: he_norml}\n", []string{":5:", "did you mean he_normal"}},
-		{"output not the classes", head + "    - {type: flatten}\n    - {type: dense, units: 7}\n", []string{":5:", "does not match data.classes 10"}},
-		{"optimizer key that does not apply", "train:\n  optimizer: {name: sgd, rho: 0.9}\n", []string{":2:", "train.optimizer.rho", "sgd does not take rho"}},
-		{"unknown optimizer", "train:\n  optimizer: {name: adagrad}\n", []string{":2:", "train.optimizer.name", "adagrad"}},
-		{"non-finite learning rate", "train:\n  optimizer: {name: adam, learning_rate: .nan}\n", []string{":2:", "train.optimizer.learning_rate", "finite"}},
+			[]string{":4:", "no bias"}, nil},
+		{"merge with one input", head + "    - {type: add}\n", []string{":4:", "Add takes 2 or more inputs, got 1"}, nil},
+		{"unknown activation", head + "    - {type: activation, activation: relux}\n", []string{":4:", "did you mean relu"}, nil},
+		{"unknown initializer", head + "    - {type: flatten}\n    - {type: dense, units: 10, kernel_initializer: he_norml}\n", []string{":5:", "did you mean he_normal"}, nil},
+		{"output not the classes", head + "    - {type: flatten}\n    - {type: dense, units: 7}\n", []string{":5:", "does not match data.classes 10"}, nil},
+		{"optimizer key that does not apply", "train:\n  optimizer: {name: sgd, rho: 0.9}\n", []string{":2:", "train.optimizer.rho", "sgd does not take rho"}, nil},
+		{"infinite learning rate by --set", "", []string{"train.optimizer.learning_rate", "+Inf is not a finite number"}, []string{"train.optimizer.learning_rate=inf"}},
+		{"NaN epsilon by --set", "", []string{"train.optimizer.epsilon", "NaN"}, []string{"train.optimizer.epsilon=nan"}},
+		{"unknown optimizer", "train:\n  optimizer: {name: adagrad}\n", []string{":2:", "train.optimizer.name", "adagrad"}, nil},
+		{"non-finite learning rate", "train:\n  optimizer: {name: adam, learning_rate: .nan}\n", []string{":2:", "train.optimizer.learning_rate", "NaN is not a finite number"}, nil},
+		{"infinite learning rate", "train:\n  optimizer: {name: rmsprop, learning_rate: .inf}\n", []string{":2:", "train.optimizer.learning_rate", "+Inf is not a finite number"}, nil},
+		{"non-finite epsilon", "train:\n  optimizer: {name: rmsprop, epsilon: .nan}\n", []string{":2:", "train.optimizer.epsilon", "NaN"}, nil},
+		{"non-finite dropout rate", head + "    - {type: dropout, rate: .nan}\n", []string{":4:", "model.layers[0].rate", "NaN"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,6 +63,9 @@ func TestModelConfigErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, cmd := range [][]string{{"summary", "-c", cfg}, {"run", "-c", cfg, "--set", "output.dir=" + out}} {
+				for _, s := range tc.sets {
+					cmd = append(cmd, "--set", s)
+				}
 				code, _, errs := runCLI(context.Background(), cmd...)
 				line := strings.TrimSpace(errs)
 				if code == 0 {

@@ -2,11 +2,12 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
-	"path/filepath"
 	"runtime"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 	"github.com/cifar-pipeline/cifar-pipeline/report"
+	"github.com/cifar-pipeline/cifar-pipeline/rundir"
 	"github.com/cifar-pipeline/cifar-pipeline/train"
 )
 
@@ -25,10 +27,16 @@ import (
 type Job struct {
 	Cfg        config.Config
 	ConfigPath string
-	Resume     bool
-	Started    time.Time // process start, for time-to-first-step
-	Out        io.Writer // progress and results
-	Log        io.Writer // one-line status messages
+	// Resume continues the run whose checkpoints are in output.dir;
+	// Overwrite replaces it. Without either, a directory holding a run's
+	// checkpoints is refused.
+	Resume, Overwrite bool
+	Started           time.Time // process start, for time-to-first-step
+	Out               io.Writer // progress and results
+	Log               io.Writer // one-line status messages
+
+	// afterStep, when set (tests), runs after every training step.
+	afterStep func(m *graph.Model, epoch, step int)
 }
 
 // Result is what a run produced.
@@ -50,12 +58,153 @@ type Result struct {
 	Duration  time.Duration
 }
 
-// checkOutputDir creates dir and proves it writable before any training,
-// so a read-only or missing location fails in a second, not after an hour.
-func checkOutputDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("output.dir %s: cannot create it (%v): choose a writable directory with --set output.dir=DIR", dir, errors.Unwrap(err))
+// Run statuses, run.json's "status".
+const (
+	StatusCompleted   = "completed"
+	StatusDiverged    = "diverged"
+	StatusInterrupted = "interrupted"
+)
+
+// DivergedError is the error of a run whose training loss became
+// non-finite: training stops at that step.
+type DivergedError struct {
+	Epoch, Step int
+	Loss        float64
+	Checkpoint  string // the last good checkpoint, or ""
+}
+
+func (e *DivergedError) Error() string {
+	last := "no checkpoint was written before it"
+	if e.Checkpoint != "" {
+		last = "the last good checkpoint is " + e.Checkpoint
 	}
+	return fmt.Sprintf("training diverged: loss is %v at epoch %d step %d; %s: lower train.optimizer.learning_rate", e.Loss, e.Epoch, e.Step, last)
+}
+
+// jobRun is one execution of a Job, carried through its stages.
+type jobRun struct {
+	*Job
+	cfg   config.Config
+	dir   rundir.Dir
+	lock  *rundir.Lock
+	ckpts train.CheckpointManager
+	avail float64 // bytes of memory the run may use (+Inf: unknown)
+
+	latest string    // checkpoint to resume from
+	prev   *runState // its run state
+	net    *graph.Net
+	opt    graph.Optimizer
+	model  *graph.Model
+
+	set      *dataset.Set
+	fit, val *dataset.Split
+	cfgYAML  []byte
+	state    runState
+	art      *artifacts
+	res      *Result
+}
+
+// Run executes the job end to end, one named stage after another.
+func (j *Job) Run(ctx context.Context) (*Result, error) {
+	r := &jobRun{Job: j, cfg: j.Cfg, dir: rundir.New(j.Cfg.Output.Dir), res: &Result{Started: j.Started}}
+	if r.res.Started.IsZero() {
+		r.res.Started = time.Now()
+	}
+	defer r.close()
+	for _, stage := range []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"take the output dir", r.takeOutputDir},
+		{"build the model", r.buildModel},
+		{"restore", r.restore},
+		{"load data", r.loadData},
+		{"write the config", r.writeConfig},
+		{"preview", r.preview},
+		{"train", r.train},
+		{"evaluate", r.evaluate},
+		{"write artifacts", r.writeArtifacts},
+	} {
+		if err := stage.run(ctx); err != nil {
+			if r.art != nil && errors.Is(err, context.Canceled) && stage.name != "train" {
+				// Stopped in evaluation or artifacts: run.json says so
+				// (train writes its own); --resume finishes them.
+				if werr := r.art.summary(r.model, r.set, r.res, StatusInterrupted); werr != nil {
+					fmt.Fprintf(r.Log, "run.json: %v\n", werr)
+				}
+			}
+			return nil, err
+		}
+	}
+	return r.res, nil
+}
+
+func (r *jobRun) close() {
+	if r.art != nil {
+		r.art.close()
+	}
+	if r.model != nil {
+		r.model.Close()
+	}
+	r.lock.Unlock()
+}
+
+// takeOutputDir locks output.dir, decides fresh, resume or overwrite, and
+// clears this tool's stale temp files.
+func (r *jobRun) takeOutputDir(context.Context) error {
+	if r.Resume && r.Overwrite {
+		return fmt.Errorf("--resume and --overwrite: choose one (continue the run in %s, or replace it)", r.dir.Display())
+	}
+	var err error
+	if r.lock, err = r.dir.Lock(r.res.Started); err != nil {
+		return err
+	}
+	r.ckpts = train.CheckpointManager{Dir: r.dir.Checkpoints(), Keep: r.cfg.Output.KeepCheckpoints}
+	ns, err := r.ckpts.List()
+	if err != nil {
+		return err
+	}
+	switch {
+	case r.Resume && len(ns) == 0:
+		return fmt.Errorf("--resume: no checkpoint in %s: run without --resume to start fresh", r.ckpts.Dir)
+	case r.Resume:
+		if r.latest, err = r.ckpts.Latest(); err != nil {
+			return err
+		}
+	case r.Overwrite && (len(ns) > 0 || exists(r.dir.ResolvedConfig()) || exists(r.dir.RunJSON())):
+		// Only a directory holding a run is replaced: --overwrite with
+		// output.dir=$HOME must not delete a home directory.
+		nl, err := r.dir.Replace(r.lock, r.res.Started)
+		if err != nil {
+			return err // r.lock is still held; close releases it
+		}
+		r.lock = nl
+		fmt.Fprintf(r.Log, "overwrite: replaced the run in %s\n", r.dir.Display())
+	case len(ns) > 0:
+		return fmt.Errorf("%s holds a run at step %d; use --resume to continue it, --overwrite to replace it, or another output.dir", r.dir.Display(), ns[len(ns)-1])
+	}
+	removed, err := r.dir.RemoveStaleTemps()
+	if err != nil {
+		return err
+	}
+	if len(removed) > 0 {
+		fmt.Fprintf(r.Log, "output: removed %d stale temp files of a killed run\n", len(removed))
+	}
+	if err := checkOutputDir(r.dir.Root); err != nil {
+		return err
+	}
+	r.avail = memoryOrInf()
+	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// checkOutputDir proves dir writable before any training, so a read-only
+// location or a full disk fails in a second, not after an hour.
+func checkOutputDir(dir string) error {
 	f, err := os.CreateTemp(dir, ".write-probe-*")
 	if err != nil {
 		return fmt.Errorf("output.dir %s: not writable: choose a writable directory with --set output.dir=DIR", dir)
@@ -70,16 +219,111 @@ func checkOutputDir(dir string) error {
 	return nil
 }
 
+// buildModel resolves the layer stack, refuses a model that would not fit
+// in memory, and compiles it.
+func (r *jobRun) buildModel(context.Context) error {
+	cfg := r.cfg
+	sp, err := resolveSpec(cfg)
+	if err != nil {
+		return err
+	}
+	if err := checkModelFits(sp.net, sp.opt, cfg, r.avail); err != nil {
+		return fmt.Errorf("config %s: %w", r.ConfigPath, err)
+	}
+	r.cfg, cfg = sp.cfg, sp.cfg
+	r.net, r.opt = sp.net, sp.opt
+	r.res.Params, _, _ = sp.net.ParamCount()
+	r.model, err = graph.Compile(sp.net, graph.Options{
+		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Classes: cfg.Data.Classes, Optimizer: sp.opt,
+		IntraOpThreads: cfg.Runtime.IntraOpThreads, InterOpThreads: cfg.Runtime.InterOpThreads, XLA: cfg.Runtime.XLA,
+	})
+	if err != nil {
+		return err
+	}
+	if r.state.Config, err = configFingerprint(cfg); err != nil {
+		return err
+	}
+	r.state.Version = runStateVersion
+	return nil
+}
+
+// restore loads the checkpoint to resume from and checks, against the run
+// state inside it, that this config continues the same run. Nothing in the
+// run dir is written before it passes.
+func (r *jobRun) restore(context.Context) error {
+	if r.latest == "" {
+		return nil
+	}
+	if err := r.model.Restore(r.latest); err != nil {
+		return fmt.Errorf("--resume: %w", err)
+	}
+	b, err := r.model.RunState()
+	if err != nil {
+		return err
+	}
+	if r.prev, err = decodeRunState(b, r.latest); err != nil {
+		return err
+	}
+	if err := compareFingerprint("config", r.prev.Config, r.state.Config); err != nil {
+		return err
+	}
+	r.state.History, r.state.Partial = r.prev.History, r.prev.Partial
+	return nil
+}
+
+// loadData acquires the data, checks it against the config (and, on
+// resume, against the checkpoint's data fingerprint) and the size bounds.
+func (r *jobRun) loadData(ctx context.Context) error {
+	cfg := r.cfg
+	if s := cfg.Data.Synthetic; s.Train > 0 {
+		if err := checkSynthFits("data.synthetic", s.Train, s.Test, r.avail); err != nil {
+			return err
+		}
+	}
+	set, err := loadData(ctx, cfg, r.dir, r.Log)
+	if err != nil {
+		return err
+	}
+	r.set, r.res.Data = set, set
+	if set.Train.H != cfg.Data.ImageShape[0] || set.Train.W != cfg.Data.ImageShape[1] || set.Train.C != cfg.Data.ImageShape[2] {
+		return fmt.Errorf("data %s: images are %dx%dx%d but data.image_shape is %v", set.Dir, set.Train.H, set.Train.W, set.Train.C, cfg.Data.ImageShape)
+	}
+	if len(set.ClassNames) != cfg.Data.Classes {
+		return fmt.Errorf("data %s: %s lists %d class names but data.classes is %d: fix the file or the key", set.Dir, dataset.MetaFile, len(set.ClassNames), cfg.Data.Classes)
+	}
+	r.state.Data = dataFingerprint(set)
+	if r.prev != nil {
+		if err := compareFingerprint("data", r.prev.Data, r.state.Data); err != nil {
+			return err
+		}
+	}
+	r.fit = set.Train
+	switch cfg.Data.Validation {
+	case "split":
+		if cfg.Data.ValidationSplit > 0 {
+			r.fit, r.val = dataset.ValidationSplit(set.Train, cfg.Data.ValidationSplit)
+		}
+	case "test":
+		r.val = set.Test
+	}
+	if err := checkDataBounds(cfg, r.fit.Len(), r.fit.ImageSize(), r.avail); err != nil {
+		return err
+	}
+	r.res.TrainN, r.res.ValN = r.fit.Len(), lenOf(r.val)
+	fmt.Fprintf(r.Log, "data: %s (%s): %d train, %d validation, %d test\n", set.Source, set.Dir, r.fit.Len(), lenOf(r.val), set.Test.Len())
+	return nil
+}
+
 // loadData acquires CIFAR-10 (or the synthetic set) as the config says.
-func loadData(ctx context.Context, cfg config.Config, log io.Writer) (*dataset.Set, error) {
+func loadData(ctx context.Context, cfg config.Config, dir rundir.Dir, log io.Writer) (*dataset.Set, error) {
 	var set *dataset.Set
 	var err error
 	if cfg.Data.Synthetic.Train > 0 {
-		dir := filepath.Join(cfg.Output.Dir, "synthetic-data")
-		if err := dataset.WriteSynthetic(dir, cfg.Data.Synthetic.Train, cfg.Data.Synthetic.Test, cfg.Seed); err != nil {
+		d := dir.SyntheticData()
+		if err := dataset.WriteSynthetic(d, cfg.Data.Synthetic.Train, cfg.Data.Synthetic.Test, cfg.Seed); err != nil {
 			return nil, err
 		}
-		if set, err = dataset.ReadDir(dir); err != nil {
+		if set, err = dataset.ReadDir(d); err != nil {
 			return nil, err
 		}
 		set.Source = "synthetic"
@@ -98,154 +342,198 @@ func loadData(ctx context.Context, cfg config.Config, log io.Writer) (*dataset.S
 	return set, nil
 }
 
+// writeConfig writes config.resolved.yaml: `pipeline run -c
+// RUN_DIR/config.resolved.yaml` repeats the run. It is written only once the
+// run is known to start (a refused resume leaves the old one).
+func (r *jobRun) writeConfig(context.Context) error {
+	var err error
+	if r.cfgYAML, err = yaml.Marshal(r.cfg); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(r.dir.ResolvedConfig(), r.cfgYAML)
+}
+
+func (r *jobRun) preview(context.Context) error {
+	cfg := r.cfg
+	if pv := cfg.Augment.Preview; cfg.Augment.Enabled && pv.Enabled && pv.Images > 0 && pv.PerImage > 0 {
+		files, sheet, err := writePreviews(cfg, r.fit, r.dir.Preview(), pv.Images, pv.PerImage, r.Log)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(r.Log, "preview: %d augmented images and %s\n", len(files), sheet)
+	}
+	return nil
+}
+
 func arrays(s *dataset.Split, batch int, shuffle bool, seed int64) *train.Arrays {
 	return &train.Arrays{Set: s, BatchSize: batch, Shuffle: shuffle, Seed: seed}
 }
 
-// Run executes the job end to end.
-func (j *Job) Run(ctx context.Context) (*Result, error) {
-	cfg := j.Cfg
-	res := &Result{Started: j.Started}
-	if res.Started.IsZero() {
-		res.Started = time.Now()
-	}
-	if err := checkOutputDir(cfg.Output.Dir); err != nil {
-		return nil, err
-	}
-	sp, err := resolveSpec(cfg)
+// saveCheckpoint stores the run state in the model and writes a numbered
+// checkpoint at the current step.
+func (r *jobRun) saveCheckpoint() (string, error) {
+	b, err := json.Marshal(r.state)
 	if err != nil {
-		return nil, err
+		return "", fmt.Errorf("encode run state: %w", err)
 	}
-	cfg = sp.cfg
-	res.Params, _, _ = sp.net.ParamCount()
-
-	ckpts := train.CheckpointManager{Dir: filepath.Join(cfg.Output.Dir, "checkpoints"), Keep: cfg.Output.KeepCheckpoints}
-	latest := ""
-	if j.Resume {
-		if latest, err = ckpts.Latest(); err != nil {
-			return nil, err
-		}
-		if latest == "" {
-			return nil, fmt.Errorf("--resume: no checkpoint in %s: run without --resume to start fresh", ckpts.Dir)
-		}
-		if err := checkResumable(cfg); err != nil {
-			return nil, err
-		}
+	if err := r.model.SetRunState(b); err != nil {
+		return "", fmt.Errorf("store run state: %w", err)
 	}
-	// The resolved config, written before training: `pipeline run -c
-	// RUN_DIR/config.resolved.yaml` repeats the run, and --resume checks
-	// that what fixes the RNG streams has not changed.
-	cfgYAML, err := yaml.Marshal(cfg)
+	it, err := r.model.Iterations()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(cfg.Output.Dir, resolvedConfig), cfgYAML); err != nil {
-		return nil, err
-	}
+	return r.ckpts.Save(r.model, int(it))
+}
 
-	set, err := loadData(ctx, cfg, j.Log)
-	if err != nil {
-		return nil, err
-	}
-	res.Data = set
-	if set.Train.H != cfg.Data.ImageShape[0] || set.Train.W != cfg.Data.ImageShape[1] || set.Train.C != cfg.Data.ImageShape[2] {
-		return nil, fmt.Errorf("data %s: images are %dx%dx%d but data.image_shape is %v", set.Dir, set.Train.H, set.Train.W, set.Train.C, cfg.Data.ImageShape)
-	}
-	fit, val := set.Train, (*dataset.Split)(nil)
-	switch cfg.Data.Validation {
-	case "split":
-		if cfg.Data.ValidationSplit > 0 {
-			fit, val = dataset.ValidationSplit(set.Train, cfg.Data.ValidationSplit)
-		}
-	case "test":
-		val = set.Test
-	}
-	fmt.Fprintf(j.Log, "data: %s (%s): %d train, %d validation, %d test\n", set.Source, set.Dir, fit.Len(), lenOf(val), set.Test.Len())
-	if pv := cfg.Augment.Preview; cfg.Augment.Enabled && pv.Enabled && pv.Images > 0 && pv.PerImage > 0 {
-		files, sheet, err := writePreviews(cfg, fit, filepath.Join(cfg.Output.Dir, "preview"), pv.Images, pv.PerImage, j.Log)
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(j.Log, "preview: %d augmented images and %s\n", len(files), sheet)
-	}
-
-	model, err := graph.Compile(sp.net, graph.Options{
-		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Classes: cfg.Data.Classes, Optimizer: sp.opt,
-		IntraOpThreads: cfg.Runtime.IntraOpThreads, InterOpThreads: cfg.Runtime.InterOpThreads, XLA: cfg.Runtime.XLA,
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer model.Close()
-	fmt.Fprint(j.Out, sp.net.Summary())
-	fmt.Fprintf(j.Log, "runtime: TensorFlow %s on %s, %d cores, intra-op threads %d, inter-op threads %d, XLA %v\n",
-		tf.Version(), model.Device(), runtime.NumCPU(), cfg.Runtime.IntraOpThreads, cfg.Runtime.InterOpThreads, cfg.Runtime.XLA)
-
-	if latest != "" {
-		if err := model.Restore(latest); err != nil {
-			return nil, err
-		}
-		it, _ := model.Iterations()
-		fmt.Fprintf(j.Log, "resume: %s (step %d)\n", latest, it)
-	}
-
-	var valArrays *train.Arrays
-	if val != nil && val.Len() > 0 {
-		valArrays = arrays(val, cfg.Train.BatchSize, false, 0)
-	}
-	var data train.TrainData = arrays(fit, cfg.Train.BatchSize, cfg.Train.Shuffle, cfg.Seed)
-	if cfg.Augment.Enabled {
-		if data, err = augmentedData(ctx, cfg, fit, j.Log); err != nil {
-			return nil, err
-		}
-	}
-
-	res.TrainN, res.ValN = fit.Len(), lenOf(val)
-	art := &artifacts{dir: cfg.Output.Dir, cfg: cfg, cfgYAML: cfgYAML, learningRate: sp.opt.LearningRate()}
-	defer art.close()
-	saveCkpt := func() error {
-		it, err := model.Iterations()
+// train fits the model from wherever the checkpoint left it. A Ctrl-C
+// saves a checkpoint at the exact step; a non-finite loss stops at once
+// and keeps the last good checkpoint.
+func (r *jobRun) train(ctx context.Context) error {
+	cfg := r.cfg
+	fmt.Fprint(r.Out, r.net.Summary())
+	fmt.Fprintf(r.Log, "runtime: TensorFlow %s on %s, %d cores, intra-op threads %d, inter-op threads %d, XLA %v\n",
+		tf.Version(), r.model.Device(), runtime.NumCPU(), cfg.Runtime.IntraOpThreads, cfg.Runtime.InterOpThreads, cfg.Runtime.XLA)
+	r.art = &artifacts{dir: r.dir, cfg: cfg, cfgYAML: r.cfgYAML, learningRate: r.opt.LearningRate()}
+	if r.latest != "" {
+		it, err := r.model.Iterations()
 		if err != nil {
 			return err
 		}
-		_, err = ckpts.Save(model, int(it))
+		fmt.Fprintf(r.Log, "resume: %s (step %d, %d epochs done)\n", r.latest, it, len(r.state.History))
+	}
+	var valArrays *train.Arrays
+	if r.val != nil && r.val.Len() > 0 {
+		valArrays = arrays(r.val, cfg.Train.BatchSize, false, 0)
+	}
+	var data train.TrainData = arrays(r.fit, cfg.Train.BatchSize, cfg.Train.Shuffle, cfg.Seed)
+	if cfg.Augment.Enabled {
+		var err error
+		if data, err = augmentedData(ctx, cfg, r.fit, r.Log); err != nil {
+			return err
+		}
+	}
+	if err := r.finishEpoch(ctx, valArrays, train.StepsPerEpoch(data.Len(), cfg.Train.BatchSize, cfg.Train.StepsPerEpoch)); err != nil {
 		return err
 	}
-	_, err = train.Fit(ctx, model, data, train.Options{
-		BatchSize: cfg.Train.BatchSize, Epochs: cfg.Train.Epochs, StepsPerEpoch: cfg.Train.StepsPerEpoch,
-		Seed: cfg.Seed, Validation: valArrays, Progress: &firstStep{Progress: newProgress(j.Out, cfg.Train.Verbose), at: &res.FirstStep},
-		OnEpochEnd: func(l train.EpochLogs) error {
-			res.History = append(res.History, l)
-			if err := saveCkpt(); err != nil {
-				return err
-			}
-			return art.epochEnd(res.History, l)
-		},
-	})
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			// Keep what the interrupted epoch learned: a checkpoint at the
-			// exact step, from which --resume continues with the next batch.
-			if serr := saveCkpt(); serr != nil {
-				return nil, fmt.Errorf("interrupted, and saving the checkpoint failed: %w", serr)
-			}
-			fmt.Fprintf(j.Log, "\ninterrupted: checkpoint saved in %s; continue with --resume\n", ckpts.Dir)
-		}
-		return nil, err
+	// history.csv and the event files are rebuilt from the checkpoint's
+	// history: on resume they then hold every epoch, as an uninterrupted
+	// run's do.
+	if err := r.art.replay(r.state.History); err != nil {
+		return err
 	}
 
-	test := arrays(set.Test, cfg.Train.BatchSize, false, 0)
-	if res.TestLoss, res.TestAcc, res.TestProbs, err = train.EvaluatePredict(ctx, model, test); err != nil {
-		return nil, err
+	fitCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watch := &stepWatch{Progress: newProgress(r.Out, cfg.Train.Verbose), firstStep: &r.res.FirstStep}
+	if r.afterStep != nil {
+		watch.afterStep = func(epoch, step int) { r.afterStep(r.model, epoch, step) }
 	}
-	fmt.Fprintf(j.Out, "Test Score: %.4f\nTest Accuracy: %.4f\n", res.TestLoss, res.TestAcc)
-	res.Duration = time.Since(res.Started)
-	if err := art.final(ctx, model, set, res); err != nil {
-		return nil, err
+	watch.diverged = func(epoch, step int, loss float64) {
+		cancel(&DivergedError{Epoch: epoch, Step: step, Loss: loss})
 	}
-	fmt.Fprint(j.Out, res.Metrics.Table())
-	fmt.Fprintf(j.Log, "artifacts: %s\n", cfg.Output.Dir)
-	return res, nil
+	_, err := train.Fit(fitCtx, r.model, data, train.Options{
+		BatchSize: cfg.Train.BatchSize, Epochs: cfg.Train.Epochs, StepsPerEpoch: cfg.Train.StepsPerEpoch,
+		Seed: cfg.Seed, Validation: valArrays, Progress: watch,
+		OnEpochEnd: func(l train.EpochLogs) error {
+			if cause := context.Cause(fitCtx); cause != nil {
+				return cause // diverged in the epoch's last step: save nothing
+			}
+			l = mergePartial(r.state.Partial, l)
+			r.state.History, r.state.Partial = append(r.state.History, l), nil
+			if _, err := r.saveCheckpoint(); err != nil {
+				return err
+			}
+			return r.art.epochEnd(r.state.History)
+		},
+	})
+	r.res.History = r.state.History
+	var div *DivergedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(context.Cause(fitCtx), &div):
+		// The diverged step already applied its NaN update: the weights
+		// are not saved, the last checkpoint stays the newest.
+		div.Checkpoint, _ = r.ckpts.Latest()
+		if werr := r.art.summary(r.model, r.set, r.res, StatusDiverged); werr != nil {
+			return fmt.Errorf("%v (and writing run.json failed: %v)", div, werr)
+		}
+		return div
+	case errors.Is(err, context.Canceled):
+		// Keep what the interrupted epoch learned: a checkpoint at the
+		// exact step, from which --resume continues with the next batch.
+		if p := watch.partial(); p != nil {
+			m := mergePartial(r.state.Partial, *p)
+			r.state.Partial = &m
+		}
+		if _, serr := r.saveCheckpoint(); serr != nil {
+			return fmt.Errorf("interrupted, and saving the checkpoint failed: %w", serr)
+		}
+		if werr := r.art.summary(r.model, r.set, r.res, StatusInterrupted); werr != nil {
+			fmt.Fprintf(r.Log, "\nrun.json: %v\n", werr)
+		}
+		fmt.Fprintf(r.Log, "\ninterrupted: checkpoint saved in %s; continue with --resume\n", r.ckpts.Dir)
+		return err
+	default:
+		return err
+	}
+}
+
+// finishEpoch completes an epoch whose steps all ran but whose end
+// (validation, history) was interrupted: Fit resumes from the step count,
+// which already points at the next epoch, so without this the epoch would
+// be missing from the history (and a run stopped after its last step
+// would have nothing left to train).
+func (r *jobRun) finishEpoch(ctx context.Context, val *train.Arrays, steps int) error {
+	p := r.state.Partial
+	if p == nil {
+		return nil
+	}
+	it, err := r.model.Iterations()
+	if err != nil {
+		return err
+	}
+	if steps == 0 || int(it)%steps != 0 || int(it)/steps != p.Epoch {
+		return nil
+	}
+	l := *p
+	t0 := time.Now()
+	if val != nil {
+		if l.ValLoss, l.ValAccuracy, err = train.Evaluate(ctx, r.model, val); err != nil {
+			return err
+		}
+		l.HasVal = true
+	}
+	l.Seconds += time.Since(t0).Seconds()
+	if err := r.model.SetEpoch(int64(p.Epoch)); err != nil {
+		return err
+	}
+	r.state.History, r.state.Partial = append(r.state.History, l), nil
+	return nil
+}
+
+// evaluate scores the test set.
+func (r *jobRun) evaluate(ctx context.Context) error {
+	test := arrays(r.set.Test, r.cfg.Train.BatchSize, false, 0)
+	var err error
+	res := r.res
+	if res.TestLoss, res.TestAcc, res.TestProbs, err = train.EvaluatePredict(ctx, r.model, test); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.Out, "Test Score: %.4f\nTest Accuracy: %.4f\n", res.TestLoss, res.TestAcc)
+	return nil
+}
+
+// writeArtifacts writes the end-of-run files, run.json last.
+func (r *jobRun) writeArtifacts(ctx context.Context) error {
+	r.res.Duration = time.Since(r.res.Started)
+	if err := r.art.final(ctx, r.model, r.set, r.res); err != nil {
+		return err
+	}
+	fmt.Fprint(r.Out, r.res.Metrics.Table())
+	fmt.Fprintf(r.Log, "artifacts: %s\n", r.dir.Root)
+	return nil
 }
 
 func lenOf(s *dataset.Split) int {
@@ -255,52 +543,58 @@ func lenOf(s *dataset.Split) int {
 	return s.Len()
 }
 
-// firstStep records when the first training step finished.
-type firstStep struct {
+// stepWatch wraps the progress display: it records when the first step
+// finished and the running figures of the current epoch, and reports the
+// first non-finite loss.
+type stepWatch struct {
 	train.Progress
-	at *time.Time
+	firstStep  *time.Time
+	afterStep  func(epoch, step int)
+	diverged   func(epoch, step int, loss float64)
+	epoch      int
+	epochStart time.Time
+	last       train.EpochLogs
+	stopped    bool
 }
 
-func (f *firstStep) Step(step int, logs train.EpochLogs) {
-	if f.at.IsZero() {
-		*f.at = time.Now()
+func (w *stepWatch) BeginEpoch(epoch, epochs, steps int) {
+	w.epoch, w.last = epoch, train.EpochLogs{Epoch: epoch}
+	if w.epochStart.IsZero() {
+		w.epochStart = time.Now()
 	}
-	f.Progress.Step(step, logs)
+	w.Progress.BeginEpoch(epoch, epochs, steps)
 }
 
-// resolvedConfig is the run dir's copy of the resolved config.
-const resolvedConfig = "config.resolved.yaml"
+func (w *stepWatch) Step(step int, logs train.EpochLogs) {
+	if w.firstStep.IsZero() {
+		*w.firstStep = time.Now()
+	}
+	if math.IsNaN(logs.Loss) || math.IsInf(logs.Loss, 0) {
+		if !w.stopped {
+			w.stopped = true
+			w.diverged(w.epoch, step, logs.Loss)
+		}
+		return
+	}
+	w.last = logs
+	w.Progress.Step(step, logs)
+	if w.afterStep != nil {
+		w.afterStep(w.epoch, step)
+	}
+}
 
-// checkResumable compares cfg with the config the checkpointed run used:
-// the shuffle order, dropout masks and augmentations are functions of
-// (seed, step), so resuming under another seed, batch size, shuffle,
-// model or optimiser would silently continue a different run.
-func checkResumable(cfg config.Config) error {
-	path := filepath.Join(cfg.Output.Dir, resolvedConfig)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil // checkpoints from elsewhere: the restore checks shapes
+func (w *stepWatch) EndEpoch(logs train.EpochLogs) {
+	w.epochStart = time.Time{}
+	w.Progress.EndEpoch(logs)
+}
+
+// partial is the running figures of the unfinished epoch (nil at a
+// boundary), with the seconds it has taken so far.
+func (w *stepWatch) partial() *train.EpochLogs {
+	if w.last.Images == 0 || w.epochStart.IsZero() {
+		return nil
 	}
-	var prev config.Config
-	if err := yaml.Unmarshal(b, &prev); err != nil {
-		return fmt.Errorf("--resume: %s: %v: delete it to resume anyway", path, err)
-	}
-	mismatch := func(key string, was, now any) error {
-		return fmt.Errorf("--resume: %s was %v for the checkpointed run but is %v now: resume with the same value (see %s)", key, was, now, path)
-	}
-	switch {
-	case prev.Seed != cfg.Seed:
-		return mismatch("seed", prev.Seed, cfg.Seed)
-	case prev.Train.BatchSize != cfg.Train.BatchSize:
-		return mismatch("train.batch_size", prev.Train.BatchSize, cfg.Train.BatchSize)
-	case prev.Train.Shuffle != cfg.Train.Shuffle:
-		return mismatch("train.shuffle", prev.Train.Shuffle, cfg.Train.Shuffle)
-	case prev.Train.StepsPerEpoch != cfg.Train.StepsPerEpoch:
-		return mismatch("train.steps_per_epoch", prev.Train.StepsPerEpoch, cfg.Train.StepsPerEpoch)
-	case prev.Train.Optimizer.Name != cfg.Train.Optimizer.Name:
-		return mismatch("train.optimizer.name", prev.Train.Optimizer.Name, cfg.Train.Optimizer.Name)
-	case prev.Data.ValidationSplit != cfg.Data.ValidationSplit:
-		return mismatch("data.validation_split", prev.Data.ValidationSplit, cfg.Data.ValidationSplit)
-	}
-	return nil
+	p := w.last
+	p.Seconds = time.Since(w.epochStart).Seconds()
+	return &p
 }

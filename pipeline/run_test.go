@@ -186,7 +186,7 @@ func TestRunResumeAfterInterrupt(t *testing.T) {
 		t.Fatalf("interrupted run: exit %d, stderr:\n%s", code, errs)
 	}
 	code, _, errs = runCLI(context.Background(), append(args, "--resume", "--set", "seed=99")...)
-	if code == 0 || !strings.Contains(errs, "seed was 7") || !strings.Contains(errs, "config.resolved.yaml") {
+	if code == 0 || !strings.Contains(errs, "seed was 7") || !strings.Contains(errs, "checkpointed run") {
 		t.Fatalf("resume under another seed: exit %d, stderr %q", code, errs)
 	}
 	code, out, errs := runCLI(context.Background(), append(args, "--resume")...)
