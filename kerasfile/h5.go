@@ -226,7 +226,7 @@ func readH5(path, name string) (w Weights, err error) {
 func readH5Locked(path, name string) (Weights, error) {
 	f, err := hdf5.OpenFile(path, hdf5.F_ACC_RDONLY)
 	if err != nil {
-		return Weights{}, fmt.Errorf("%s: HDF5 file cannot be opened (truncated or corrupt): %v", name, err)
+		return Weights{}, fmt.Errorf("%s: HDF5 file truncated or corrupt (the HDF5 library cannot open it): write it again", name)
 	}
 	defer f.Close()
 	root, err := f.OpenGroup("/")
@@ -235,10 +235,10 @@ func readH5Locked(path, name string) (Weights, error) {
 	}
 	defer root.Close()
 	if f.LinkExists("model_weights") || attrExists(root.ID(), "model_config") {
-		return Weights{}, fmt.Errorf("%s: a Keras 2 whole-model .h5 file (model_config/model_weights), %w: load it with Keras 2 and re-save with Keras 3 as model.save(\"model.keras\")", name, errNotKeras3)
+		return Weights{}, fmt.Errorf("%s: a Keras 2 whole-model .h5 file (model_config/model_weights), %w: convert it with keras.models.load_model(\"%s\").save(\"model.keras\")", name, errNotKeras3, filepath.Base(name))
 	}
 	if attrExists(root.ID(), "layer_names") {
-		return Weights{}, fmt.Errorf("%s: a Keras 2 weights file (layer_names attribute), %w: load it with Keras 2 and re-save with Keras 3's model.save_weights(\"model.weights.h5\")", name, errNotKeras3)
+		return Weights{}, fmt.Errorf("%s: a Keras 2 weights file (layer_names attribute), %w: convert it in Keras 3 with model.load_weights(\"%s\"); model.save_weights(\"model.weights.h5\")", name, errNotKeras3, filepath.Base(name))
 	}
 	layersGroup := "layers"
 	if !f.LinkExists(layersGroup) && f.LinkExists("_layer_checkpoint_dependencies") {
@@ -246,7 +246,7 @@ func readH5Locked(path, name string) (Weights, error) {
 	}
 	if !f.LinkExists(layersGroup) {
 		top, _ := childNames(&root.CommonFG)
-		return Weights{}, fmt.Errorf("%s: HDF5 file %w: no layers/ group (top level holds [%s]); expected what Keras 3's model.save_weights writes", name, errNotKeras3, strings.Join(top, " "))
+		return Weights{}, fmt.Errorf("%s: an HDF5 file but %w: no layers/ group (top level holds [%s]); expected what Keras 3's model.save_weights writes", name, errNotKeras3, strings.Join(top, " "))
 	}
 	var w Weights
 	if f.LinkExists("vars") {
@@ -383,9 +383,13 @@ func readVars(f *hdf5.File, vp, name string) ([]Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: group %s unreadable: %v", name, vp, err)
 	}
+	have := map[string]bool{}
 	for _, c := range children {
-		if i, err := strconv.Atoi(c); err != nil || i < 0 || i >= len(children) || strconv.Itoa(i) != c {
-			return nil, fmt.Errorf("%s: %s/%s: Keras numbers variables 0..%d, %w", name, vp, c, len(children)-1, errNotKeras3)
+		have[c] = true
+	}
+	for i := range children {
+		if !have[strconv.Itoa(i)] {
+			return nil, fmt.Errorf("%s: dataset %s/%d missing (%s holds %s; Keras numbers a layer's variables 0..%d)", name, vp, i, vp, strings.Join(children, ", "), len(children)-1)
 		}
 	}
 	vars := make([]Tensor, len(children))
@@ -442,7 +446,11 @@ func readDataset(g *hdf5.Group, key string) (Tensor, error) {
 			err = ds.Read(&t.Int64)
 		}
 	default:
-		return Tensor{}, fmt.Errorf("element type is not float32 or int64 (class %v, %d bytes)", dtype.Class(), dtype.Size())
+		kind := fmt.Sprintf("HDF5 type class %d of %d bytes", dtype.Class(), dtype.Size())
+		if dtype.Class() == hdf5.T_FLOAT {
+			kind = fmt.Sprintf("float%d", 8*dtype.Size())
+		}
+		return Tensor{}, fmt.Errorf("element type %s, not float32 (or int64 for the optimizer's iterations)", kind)
 	}
 	if err != nil {
 		return Tensor{}, fmt.Errorf("read: %v", err)
