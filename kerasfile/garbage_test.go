@@ -339,3 +339,22 @@ func TestReadKerasOrdersLayersByConfig(t *testing.T) {
 		t.Errorf("order %v, want dense activation", w.keys())
 	}
 }
+
+// TestModelLayersRefusesOtherConfigs: configs that are not a Sequential or
+// Functional model give one line saying so.
+func TestModelLayersRefusesOtherConfigs(t *testing.T) {
+	for cfg, want := range map[string]string{
+		`{nope`:                                 "model config: invalid character",
+		`{"class_name": "Dense", "config": {}}`: `class "Dense": only Sequential and Functional`,
+		`{"class_name": "Sequential", "config": {"layers": [{"class_name": "Dense", "config": 3}]}}`: "layer Dense",
+	} {
+		_, _, err := ModelLayers([]byte(cfg))
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: got %v, want %q", cfg, err, want)
+		}
+	}
+	class, layers, err := ModelLayers([]byte(smallConfig))
+	if err != nil || class != "Sequential" || len(layers) != 3 || layers[0].Key != "" || layers[1].Key != "dense" || layers[2].Key != "activation" {
+		t.Errorf("smallConfig: %s %+v %v", class, layers, err)
+	}
+}

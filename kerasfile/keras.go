@@ -168,32 +168,78 @@ func extract(f *zip.File, dst string) error {
 	return out.Close()
 }
 
-// layerOrder gives the weights-file keys of a Sequential or Functional
-// config's layers in model.layers order (Sequential's omits the InputLayer).
-func layerOrder(config []byte) ([]string, bool) {
+// ConfigLayer is one entry of a Sequential or Functional model config's
+// "layers" list.
+type ConfigLayer struct {
+	// Class is the Keras class name, e.g. "Conv2D".
+	Class string
+	// Name is the layer's name (its config's "name").
+	Name string
+	// Key is the layer's group in the weights file (LayerKeys over
+	// model.layers), "" for a Sequential model's InputLayer, which is not
+	// in model.layers and has no group.
+	Key string
+	// Config is the layer's "config" object as saved.
+	Config json.RawMessage
+}
+
+// ModelLayers lists the layers of a model config (config.json or
+// model.to_json()) in config order, which is model.layers order, and returns
+// the model's class ("Sequential" or "Functional").
+func ModelLayers(config []byte) (class string, layers []ConfigLayer, err error) {
 	var m struct {
 		ClassName string `json:"class_name"`
 		Config    struct {
 			Layers []struct {
-				ClassName string `json:"class_name"`
+				ClassName string          `json:"class_name"`
+				Config    json.RawMessage `json:"config"`
 			} `json:"layers"`
 		} `json:"config"`
 	}
-	if json.Unmarshal(config, &m) != nil {
-		return nil, false
-	}
-	var classes []string
-	for _, l := range m.Config.Layers {
-		if m.ClassName == "Sequential" && l.ClassName == "InputLayer" {
-			continue
-		}
-		classes = append(classes, l.ClassName)
+	if err := json.Unmarshal(config, &m); err != nil {
+		return "", nil, fmt.Errorf("model config: %w", err)
 	}
 	switch m.ClassName {
 	case "Sequential", "Functional", "Model":
-		return LayerKeys(classes), true
+	default:
+		return "", nil, fmt.Errorf("model config: class %q: only Sequential and Functional models list their layers", m.ClassName)
 	}
-	return nil, false
+	var classes []string
+	for _, l := range m.Config.Layers {
+		var c struct{ Name string }
+		if len(l.Config) > 0 {
+			if err := json.Unmarshal(l.Config, &c); err != nil {
+				return "", nil, fmt.Errorf("model config: layer %s: %w", l.ClassName, err)
+			}
+		}
+		layers = append(layers, ConfigLayer{Class: l.ClassName, Name: c.Name, Config: l.Config})
+		if !(m.ClassName == "Sequential" && l.ClassName == "InputLayer") {
+			classes = append(classes, l.ClassName)
+		}
+	}
+	keys := LayerKeys(classes)
+	for i := range layers {
+		if !(m.ClassName == "Sequential" && layers[i].Class == "InputLayer") {
+			layers[i].Key, keys = keys[0], keys[1:]
+		}
+	}
+	return m.ClassName, layers, nil
+}
+
+// layerOrder gives the weights-file keys of config's layers in model.layers
+// order, when config is a Sequential or Functional model.
+func layerOrder(config []byte) ([]string, bool) {
+	_, layers, err := ModelLayers(config)
+	if err != nil {
+		return nil, false
+	}
+	var keys []string
+	for _, l := range layers {
+		if l.Key != "" {
+			keys = append(keys, l.Key)
+		}
+	}
+	return keys, true
 }
 
 // ordered puts layers in the order of keys; layers not named there (nested

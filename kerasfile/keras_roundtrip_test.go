@@ -37,7 +37,14 @@ def bn():
         layers.MaxPooling2D(), layers.Conv2D(8, 3), layers.BatchNormalization(),
         layers.Activation("relu"), layers.Flatten(), layers.Dense(10, activation="softmax")])
 
-MODELS = {"shallow": shallow, "bn": bn}
+def functional():
+    i = keras.Input((32, 32, 3))
+    x = layers.Conv2D(4, 3, strides=2)(i)
+    x = layers.Activation("relu")(x)
+    x = layers.Flatten()(x)
+    return keras.Model(i, layers.Dense(10, activation="softmax")(x))
+
+MODELS = {"shallow": shallow, "bn": bn, "functional": functional}
 
 def layer_vars(l):
     # Layer.save_own_variables (keras/src/layers/layer.py)
@@ -269,7 +276,7 @@ const pyKerasWrites = pyModels + `
 from keras.src.saving import saving_lib
 out_dir = sys.argv[1]
 manifest = {}
-for name, opt in [("shallow", "rmsprop"), ("bn", "adam")]:
+for name, opt in [("shallow", "rmsprop"), ("bn", "adam"), ("functional", keras.optimizers.SGD(momentum=0.9))]:
     m = MODELS[name]()
     m.compile(optimizer=opt, loss="categorical_crossentropy", metrics=["accuracy"])
     x, y = data(16)
@@ -305,7 +312,7 @@ func TestKerasWritesGoReads(t *testing.T) {
 	if err := json.Unmarshal(testenv.RunPython(t, pyKerasWrites, dir), &manifest); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"shallow", "bn"} {
+	for _, name := range []string{"shallow", "bn", "functional"} {
 		t.Run(name, func(t *testing.T) {
 			m := manifest[name]
 			rawBytes, err := os.ReadFile(filepath.Join(dir, name+".f32"))
@@ -328,6 +335,23 @@ func TestKerasWritesGoReads(t *testing.T) {
 			}
 			if !slices.Equal(got.keys(), m.keys()) {
 				t.Errorf("ReadKeras layer order %v, model.layers %v", got.keys(), m.keys())
+			}
+			_, cl, err := ModelLayers(config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys, names, classes []string
+			for _, l := range cl {
+				if l.Key != "" {
+					keys, names, classes = append(keys, l.Key), append(names, l.Name), append(classes, l.Class)
+				}
+			}
+			var wantNames, wantClasses []string
+			for _, l := range m.Layers {
+				wantNames, wantClasses = append(wantNames, l.Name), append(wantClasses, l.Class)
+			}
+			if !slices.Equal(keys, m.keys()) || !slices.Equal(names, wantNames) || !slices.Equal(classes, wantClasses) {
+				t.Errorf("ModelLayers keys %v names %v classes %v, model.layers %v %v %v", keys, names, classes, m.keys(), wantNames, wantClasses)
 			}
 			sameWeights(t, got, want)
 
