@@ -202,6 +202,9 @@ func TestReadGarbage(t *testing.T) {
 // TestReadKeras2Files: files from Keras 2 (whole-model .h5, legacy weights
 // .h5) are refused with the way to convert them.
 func TestReadKeras2Files(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the Python reference")
+	}
 	dir := t.TempDir()
 	k2 := filepath.Join(dir, "keras2.h5")
 	k2w := filepath.Join(dir, "keras2_weights.h5")

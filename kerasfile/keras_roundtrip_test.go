@@ -232,6 +232,9 @@ func describeModels(t *testing.T) map[string]pyModel {
 // TestGoWritesKerasLoads: Keras's load_weights and load_model give exactly
 // the values Go wrote, optimizer state included, and fit continues.
 func TestGoWritesKerasLoads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the Python reference")
+	}
 	models := describeModels(t)
 	for _, name := range []string{"shallow", "bn"} {
 		t.Run(name, func(t *testing.T) {
@@ -304,6 +307,9 @@ print(json.dumps(manifest))
 // TestKerasWritesGoReads: Go reads Keras's own .keras and .weights.h5 and gets
 // every variable bitwise, the optimizer state and the config JSON.
 func TestKerasWritesGoReads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the Python reference")
+	}
 	dir := t.TempDir()
 	var manifest map[string]struct {
 		pyModel

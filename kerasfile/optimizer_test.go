@@ -34,6 +34,9 @@ print(json.dumps(out))
 `
 
 func TestOptimizerVarsMatchKeras(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the Python reference")
+	}
 	var got map[string]struct{ Model, Opt []string }
 	if err := json.Unmarshal(testenv.RunPython(t, pyOptimizerVars), &got); err != nil {
 		t.Fatal(err)
