@@ -36,9 +36,9 @@ func ReadWeightsH5(path string) (Weights, error) {
 	return readH5(path, path)
 }
 
-// withTempH5 writes w to an HDF5 file in a fresh temporary directory beside
-// nothing the caller sees, runs use on it and removes it. The C library
-// writes by file name, so the atomic replace happens in use.
+// withTempH5 writes w to an HDF5 file in a fresh temporary directory, runs
+// use on it and removes it. The C library writes only by file name, so use
+// copies that file into place atomically (internal/atomicfile).
 func withTempH5(target string, w Weights, use func(tmp string) error) error {
 	dir, err := os.MkdirTemp("", "kerasfile-*")
 	if err != nil {

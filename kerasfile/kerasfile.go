@@ -104,9 +104,11 @@ func (w Weights) Layer(key string) (LayerVars, bool) {
 	return LayerVars{}, false
 }
 
-// Check verifies that w holds exactly the layers of want (key → shapes of
-// its variables, in order) with those shapes, and returns an error naming the
-// file, the layer and both shapes at the first difference.
+// Check verifies that w holds the layers of want (key → shapes of its
+// variables, in order) with those shapes and no other layer with variables,
+// and returns an error naming the file, the layer and both shapes at the
+// first difference. Layers without variables may be absent on either side, as
+// Keras's load_weights allows.
 func (w Weights) Check(want map[string][][]int) error {
 	src := w.Source
 	if src == "" {
@@ -120,6 +122,9 @@ func (w Weights) Check(want map[string][][]int) error {
 	for _, k := range keys {
 		shapes := want[k]
 		l, ok := w.Layer(k)
+		if !ok && len(shapes) == 0 {
+			continue
+		}
 		if !ok {
 			return fmt.Errorf("%s: layer %s missing (the file has %s): the model does not match the file", src, k, strings.Join(w.keys(), ", "))
 		}
@@ -133,7 +138,7 @@ func (w Weights) Check(want map[string][][]int) error {
 		}
 	}
 	for _, l := range w.Layers {
-		if _, ok := want[l.Key]; !ok {
+		if _, ok := want[l.Key]; !ok && len(l.Vars) > 0 {
 			return fmt.Errorf("%s: layer %s (%s) is not in the model: the model does not match the file", src, l.Key, l.Name)
 		}
 	}
