@@ -10,10 +10,14 @@
 //	  /layers/<key>/vars          group per entry of model.layers, attr name = layer.name
 //	  /layers/<key>/vars/<i>      dataset per variable: layer._trainable_variables then
 //	                              _non_trainable_variables (Layer.save_own_variables), "0", "1", …
-//	  /optimizer/vars             group, attr name = optimizer.name (e.g. "rmsprop")
+//	  /optimizer/vars             group, attr name = optimizer.name (RMSprop: "rm_sprop")
 //	  /optimizer/vars/<i>         optimizer.variables (BaseOptimizer.save_own_variables):
 //	                              0 = iterations (int64 scalar), 1 = learning_rate (float32
 //	                              scalar), then the slots in the order optimizer.build adds them
+//	                              (OptimizerVars): RMSprop velocity per variable [, momentum per
+//	                              variable][, average_gradient per variable]; Adam momentum and
+//	                              velocity interleaved per variable [, velocity_hat per variable];
+//	                              SGD momentum per variable when momentum ≠ 0, else nothing
 //
 // <key> is not the layer's name but snake_case(class name) made unique among
 // the model's layers by _get_unique_name: conv2d, conv2d_1, dense, dense_1,
