@@ -11,6 +11,7 @@ require (
 	github.com/wamuir/graft v0.10.0
 	golang.org/x/image v0.30.0
 	golang.org/x/term v0.48.0
+	gonum.org/v1/hdf5 v0.0.0-20210714002203-8c5d23bc6946
 	gonum.org/v1/plot v0.17.0
 	google.golang.org/protobuf v1.34.2
 	gopkg.in/yaml.v3 v3.0.1

@@ -7,6 +7,8 @@
 #   2. A Python venv (.venv) with TensorFlow 2.18 + Keras 3: the reference used by
 #      parity tests and benchmarks (never needed to run the Go pipeline).
 #   3. bin/pipeline, built with an rpath so it runs without LD_LIBRARY_PATH.
+#   0. First, the HDF5 C library (Debian's libhdf5-dev) that kerasfile uses through
+#      gonum.org/v1/hdf5 for .keras and .weights.h5: apt-get install when missing.
 #
 # Usage: scripts/setup.sh [--no-python] [--no-build]
 # Writes .deps/env.mk (make include) and .deps/env.sh (shell source) with the
@@ -33,6 +35,15 @@ say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$DEPS"
+
+# --- 0. HDF5 C library (headers + libhdf5) for kerasfile's .keras/.weights.h5 files.
+if ! dpkg -s libhdf5-dev >/dev/null 2>&1; then
+  command -v apt-get >/dev/null || die "the HDF5 C library is missing: install libhdf5-dev (Debian/Ubuntu) or your system's HDF5 development package, then rerun make setup"
+  [ "$(id -u)" = 0 ] || die "libhdf5-dev is missing: run sudo apt-get install -y libhdf5-dev, then rerun make setup"
+  say "installing libhdf5-dev (HDF5 C library for .keras/.weights.h5) ..."
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libhdf5-dev >/dev/null; } \
+    || die "apt-get install -y libhdf5-dev failed: check that Debian's package mirror is reachable, then rerun make setup"
+fi
 
 # --- 1. Python venv with TensorFlow 2.18 (cached by a hash of requirements.txt).
 PYTHON="${PYTHON:-python3}"
