@@ -92,6 +92,9 @@ type Train struct {
 	Epochs    int    `mapstructure:"epochs" yaml:"epochs"`
 	Shuffle   bool   `mapstructure:"shuffle" yaml:"shuffle"`
 	Loss      string `mapstructure:"loss" yaml:"loss"`
+	// LabelSmoothing is categorical_crossentropy's label_smoothing (Keras):
+	// targets onehot·(1−ls) + ls/classes. 0 is off.
+	LabelSmoothing float64 `mapstructure:"label_smoothing" yaml:"label_smoothing"`
 	// StepsPerEpoch caps the steps of an epoch (0 = a full pass, as it
 	// should be; the notebook's 390 on a 391-batch stream is a bug).
 	StepsPerEpoch int       `mapstructure:"steps_per_epoch" yaml:"steps_per_epoch"`

@@ -320,13 +320,20 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 // number is accepted where a list is wanted (kernel_size: 3), as Keras
 // accepts an int for a tuple.
 func DecodeArgs(in map[string]any, out any, prefix, what string) error {
-	t := reflect.TypeOf(out).Elem()
 	known := map[string]reflect.Type{}
-	for i := range t.NumField() {
-		if tag := t.Field(i).Tag.Get("mapstructure"); tag != "" && tag != "-" {
-			known[tag] = t.Field(i).Type
+	var collect func(t reflect.Type)
+	collect = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			switch tag := f.Tag.Get("mapstructure"); {
+			case tag == ",squash":
+				collect(f.Type) // an embedded struct's keys are the outer's
+			case tag != "" && tag != "-" && f.IsExported():
+				known[tag] = f.Type
+			}
 		}
 	}
+	collect(reflect.TypeOf(out).Elem())
 	keys := make([]string, 0, len(in))
 	for k := range in {
 		keys = append(keys, k)

@@ -73,6 +73,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("train.epochs: %d must be >= 1", t.Epochs)
 	case t.StepsPerEpoch < 0:
 		return fmt.Errorf("train.steps_per_epoch: %d must be >= 0", t.StepsPerEpoch)
+	case t.LabelSmoothing < 0 || t.LabelSmoothing >= 1:
+		return fmt.Errorf("train.label_smoothing: %v is outside [0, 1)", t.LabelSmoothing)
 	case t.Loss != "categorical_crossentropy":
 		return fmt.Errorf("train.loss: %q is not supported (categorical_crossentropy)", t.Loss)
 	case !slices.Contains([]string{"auto", "bar", "line", "none"}, t.Verbose):

@@ -234,7 +234,7 @@ func (r *jobRun) buildModel(context.Context) error {
 	r.net, r.opt = sp.net, sp.opt
 	r.res.Params, _, _ = sp.net.ParamCount()
 	r.model, err = graph.Compile(sp.net, graph.Options{
-		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Classes: cfg.Data.Classes, Optimizer: sp.opt,
+		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Classes: cfg.Data.Classes, Optimizer: sp.opt, LabelSmoothing: cfg.Train.LabelSmoothing,
 		IntraOpThreads: cfg.Runtime.IntraOpThreads, InterOpThreads: cfg.Runtime.InterOpThreads, XLA: cfg.Runtime.XLA,
 	})
 	if err != nil {

@@ -177,6 +177,11 @@ func Fit(ctx context.Context, m *graph.Model, data TrainData, o Options) ([]Epoc
 			}
 		}
 	}
+	// As Keras's fit ends (finalize_variable_values): with use_ema the
+	// weights become their moving averages, for evaluation and export.
+	if err := m.UseAverages(); err != nil {
+		return history, err
+	}
 	return history, nil
 }
 

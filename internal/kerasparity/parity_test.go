@@ -82,6 +82,8 @@ type parityCase struct {
 	fusedBN bool
 	// deep: gradients and weights are held to deepTol.
 	deep bool
+	// labelSmoothing is the loss's label_smoothing.
+	labelSmoothing float64
 }
 
 // zoo exercises every layer kind, activation and argument that the shipped
@@ -142,6 +144,9 @@ func TestKerasParity(t *testing.T) {
 	cases := []parityCase{
 		{name: "shallow/rmsprop", file: "config.yaml", opt: enginetest.Optimizer("rmsprop")},
 		{name: "shallow/adam", file: "config.yaml", opt: enginetest.Optimizer("adam")},
+		{name: "shallow/adamw+ema", file: "config.yaml", opt: enginetest.Optimizer("adamw", "weight_decay", 1.0, "use_ema", true, "ema_momentum", 0.9)},
+		{name: "deep/rmsprop+label_smoothing", file: "configs/deep.yaml", opt: enginetest.Optimizer("rmsprop"), labelSmoothing: 0.2},
+		{name: "deep/sgd+weight_decay", file: "configs/deep.yaml", opt: enginetest.Optimizer("sgd", "momentum", 0.9, "nesterov", true, "weight_decay", 0.1)},
 		{name: "deep/rmsprop", file: "configs/deep.yaml", opt: enginetest.Optimizer("rmsprop")},
 		{name: "deep/adam", file: "configs/deep.yaml", opt: enginetest.Optimizer("adam")},
 		{name: "deep/sgd", file: "configs/deep.yaml", opt: enginetest.Optimizer("sgd", "momentum", 0.9, "nesterov", true)},
@@ -183,7 +188,7 @@ func runParity(t *testing.T, tc parityCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := graph.Compile(net, graph.Options{Seed: 11, Normalize: true, Classes: 10, Optimizer: opt})
+	m, err := graph.Compile(net, graph.Options{Seed: 11, Normalize: true, Classes: 10, Optimizer: opt, LabelSmoothing: tc.labelSmoothing})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +215,7 @@ func runParity(t *testing.T, tc parityCase) {
 	optCfg := opt.KerasConfig()
 	delete(optCfg, "amsgrad")
 	spec, _ := json.Marshal(map[string]any{
-		"classes": 10, "batches": steps, "layers": specLayers, "fused_batchnorm": tc.fusedBN,
+		"classes": 10, "batches": steps, "layers": specLayers, "fused_batchnorm": tc.fusedBN, "label_smoothing": tc.labelSmoothing,
 		"optimizer": map[string]any{"class": graph.OptimizerClass(opt), "config": optCfg},
 	})
 	enginetest.WriteRaw(t, filepath.Join(dir, "spec.json"), spec)
@@ -308,6 +313,12 @@ func runParity(t *testing.T, tc parityCase) {
 			func(got, want []float32) float64 { return enginetest.UpdateDiff(w0v, got, want) }, updTol)
 		if !strings.Contains(v.Name, "moving_") {
 			moved = math.Max(moved, enginetest.MaxAbsDiff(w0[v.Name].Data, want))
+		}
+	}
+	if opt.KerasConfig()["use_ema"] == true {
+		for _, v := range m.Weights {
+			avg := graph.OptimizerName(opt) + "/" + strings.ReplaceAll(v.Name, "/", "_") + "_average"
+			check(v.Name+" moving average", filepath.Join("ema", v.Name+".f32"), w3[avg].Data)
 		}
 	}
 	if moved < 1e-4 {
