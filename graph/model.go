@@ -106,7 +106,7 @@ type Model struct {
 	stateUpdates          []*tf.Operation
 	// averages pairs each weight with its moving average (use_ema).
 	averages [][2]*Variable
-	trainOp               *tf.Operation
+	trainOp  *tf.Operation
 	// Inference path (dropout off, moving statistics).
 	evalLogits, evalProbs, evalLoss, evalCorrect tf.Output
 
