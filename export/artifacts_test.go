@@ -195,6 +195,28 @@ func testSavedModel(t *testing.T, layers []config.Layer) {
 	if d := maxAbsDiff(got, want); d > 1e-6 {
 		t.Errorf("Go SavedModel predicts differently: max abs diff %g", d)
 	}
+	// serving_tta: the mean of the outputs on the images and their mirror images.
+	mirrored, err := train.Predict(context.Background(), m, mirror(images, n), n, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tta, err := LoadServingSignature(dir, SignatureTTA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tta.Close()
+	gotTTA, err := tta.Predict(images, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if d := math.Abs(float64(gotTTA[i]) - (float64(want[i])+float64(mirrored[i]))/2); d > 1e-6 {
+			t.Fatalf("serving_tta output %d: %g, want the mean of %g and %g", i, gotTTA[i], want[i], mirrored[i])
+		}
+	}
+	if maxAbsDiff(mirrored, want) < 1e-3 {
+		t.Fatal("mirror images predict the same as the originals: the TTA check is vacuous")
+	}
 	if testing.Short() {
 		return
 	}
@@ -215,6 +237,20 @@ f(images=tf.constant(x))["probabilities"].numpy().astype("<f4").tofile(out)
 	} else {
 		t.Logf("Python SavedModel vs Go: max abs diff %.3g", d)
 	}
+}
+
+// mirror returns n 32×32×3 images flipped left to right.
+func mirror(images []uint8, n int) []uint8 {
+	out := make([]uint8, len(images))
+	for i := range n {
+		for y := range 32 {
+			for x := range 32 {
+				src, dst := ((i*32+y)*32+x)*3, ((i*32+y)*32+31-x)*3
+				copy(out[dst:dst+3], images[src:src+3])
+			}
+		}
+	}
+	return out
 }
 
 // realTestImages returns the first n real CIFAR-10 test images and labels

@@ -22,6 +22,8 @@ type Options struct {
 	Seed int64
 	// Normalize divides the uint8 input by 255 inside the graph.
 	Normalize bool
+	// Mean and Std standardise each channel after it (Preprocess).
+	Mean, Std []float64
 	// Classes is the number of classes of the one-hot targets; the model's
 	// output must have exactly this many units.
 	Classes int
@@ -109,6 +111,8 @@ type Model struct {
 	trainOp  *tf.Operation
 	// Inference path (dropout off, moving statistics).
 	evalLogits, evalProbs, evalLoss, evalCorrect tf.Output
+	// evalProbsTTA is evalProbs with flip test-time augmentation.
+	evalProbsTTA tf.Output
 
 	ckpt checkpointOps
 }
@@ -123,6 +127,9 @@ func Compile(net *Net, opts Options) (*Model, error) {
 	}
 	if opts.LabelSmoothing < 0 || opts.LabelSmoothing >= 1 {
 		return nil, fmt.Errorf("compile: label smoothing %v is outside [0, 1)", opts.LabelSmoothing)
+	}
+	if len(opts.Mean) != len(opts.Std) || (len(opts.Mean) > 0 && len(opts.Mean) != net.Input.Out[2]) {
+		return nil, fmt.Errorf("compile: mean %v and std %v must both have one value per channel (%d)", opts.Mean, opts.Std, net.Input.Out[2])
 	}
 	if opts.Optimizer == nil {
 		return nil, fmt.Errorf("compile: no optimizer")
@@ -247,10 +254,11 @@ func (m *Model) build(root *op.Scope) error {
 		}
 	}
 
-	x := net.preprocess(root, m.images, o.Normalize)
+	x := o.Preprocess().apply(root.SubScope("preprocess"), m.images)
 	train := net.forward(root.SubScope("train"), x, trainVals, true, m.dropSeed)
 	eval := net.forward(root.SubScope("eval"), x, evalVals, false, tf.Output{})
 	m.logits, m.evalLogits, m.evalProbs = train.logits, eval.logits, eval.out
+	m.evalProbsTTA = net.flipTTA(root.SubScope("eval"), x, eval.out, evalVals)
 
 	onehot := op.OneHot(root.SubScope("OneHot"), m.labels, op.Const(root.SubScope("Const"), int32(o.Classes)), op.Const(root.SubScope("Const"), float32(1)), op.Const(root.SubScope("Const"), float32(0)))
 	targets := onehot
@@ -537,6 +545,11 @@ func (m *Model) WriteGraphDef(path string) error {
 		_, err := m.graph.WriteTo(w)
 		return err
 	})
+}
+
+// Preprocess is how the model turns uint8 images into its input.
+func (o Options) Preprocess() Preprocess {
+	return Preprocess{Normalize: o.Normalize, Mean: o.Mean, Std: o.Std}
 }
 
 // Options returns the options the model was compiled with.

@@ -125,8 +125,12 @@ def main(d):
     def batch(k):
         x = np.fromfile(os.path.join(d, f"x_{k}.u8"), dtype=np.uint8).reshape(-1, h, wd, c)
         y = np.fromfile(os.path.join(d, f"y_{k}.u8"), dtype=np.uint8)
-        # The notebook's preprocessing: float32 / 255 and one-hot targets.
-        return x.astype("float32") / 255, keras.utils.to_categorical(y, spec["classes"])
+        # The notebook's preprocessing: float32 / 255 and one-hot targets;
+        # then, when the config sets data.mean/std, per-channel standardising.
+        x = x.astype("float32") / 255
+        if spec.get("mean"):
+            x = (x - np.asarray(spec["mean"], "float32")) / np.asarray(spec["std"], "float32")
+        return x, keras.utils.to_categorical(y, spec["classes"])
 
     os.makedirs(out, exist_ok=True)
     x0, y0 = batch(0)

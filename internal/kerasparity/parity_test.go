@@ -84,6 +84,8 @@ type parityCase struct {
 	deep bool
 	// labelSmoothing is the loss's label_smoothing.
 	labelSmoothing float64
+	// mean and std standardise the input per channel (data.mean/std).
+	mean, std []float64
 }
 
 // zoo exercises every layer kind, activation and argument that the shipped
@@ -127,7 +129,8 @@ func zoo() []parityCase {
 		// the ~1e-7 rounding differences of tiny gradients up to lr size.
 		{name: "residual", layers: enginetest.SmallResNet(), opt: enginetest.Optimizer("sgd", "momentum", 0.9, "nesterov", true)},
 		{name: "residual/fused", layers: enginetest.SmallResNet(), opt: enginetest.Optimizer("rmsprop"), fusedBN: true},
-		{name: "activations", layers: acts, opt: enginetest.Optimizer("rmsprop")},
+		{name: "activations", layers: acts, opt: enginetest.Optimizer("rmsprop"),
+			mean: []float64{0.4914, 0.4822, 0.4465}, std: []float64{0.2470, 0.2435, 0.2616}},
 	}
 }
 
@@ -188,7 +191,8 @@ func runParity(t *testing.T, tc parityCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := graph.Compile(net, graph.Options{Seed: 11, Normalize: true, Classes: 10, Optimizer: opt, LabelSmoothing: tc.labelSmoothing})
+	m, err := graph.Compile(net, graph.Options{Seed: 11, Normalize: true, Classes: 10, Optimizer: opt, LabelSmoothing: tc.labelSmoothing,
+		Mean: tc.mean, Std: tc.std})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +219,7 @@ func runParity(t *testing.T, tc parityCase) {
 	optCfg := opt.KerasConfig()
 	delete(optCfg, "amsgrad")
 	spec, _ := json.Marshal(map[string]any{
-		"classes": 10, "batches": steps, "layers": specLayers, "fused_batchnorm": tc.fusedBN, "label_smoothing": tc.labelSmoothing,
+		"classes": 10, "batches": steps, "layers": specLayers, "fused_batchnorm": tc.fusedBN, "label_smoothing": tc.labelSmoothing, "mean": tc.mean, "std": tc.std,
 		"optimizer": map[string]any{"class": graph.OptimizerClass(opt), "config": optCfg},
 	})
 	enginetest.WriteRaw(t, filepath.Join(dir, "spec.json"), spec)
