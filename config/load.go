@@ -255,6 +255,21 @@ func suggest(key string, known map[string]reflect.Type) string {
 	return " (did you mean " + best + "?)"
 }
 
+// Suggest returns " (did you mean X?)" for the name closest to s among
+// names, if one is close (an edit distance below 3), else "".
+func Suggest(s string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := levenshtein(s, n); d < bestD || (d == bestD && best != "" && n < best) {
+			best, bestD = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return " (did you mean " + best + "?)"
+}
+
 func levenshtein(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)

@@ -14,6 +14,7 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/cifartest"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/enginetest"
+	"github.com/cifar-pipeline/cifar-pipeline/internal/modeltest"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/testenv"
 	"github.com/cifar-pipeline/cifar-pipeline/pixels"
 	"github.com/cifar-pipeline/cifar-pipeline/train"
@@ -41,19 +42,7 @@ var nets = []struct {
 // that every variable (moving statistics included) holds trained values.
 func trained(t *testing.T, layers []config.Layer, opt string, images, labels []uint8, epochs int) *graph.Model {
 	t.Helper()
-	net, err := graph.NewNet(config.Model{Layers: layers}, []int{32, 32, 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := graph.NewOptimizer(enginetest.Optimizer(opt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := graph.Compile(net, graph.Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: o})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := modeltest.Compile(t, layers, opt)
 	data := &train.Arrays{Set: &pixels.Set{Images: images, Labels: labels, H: 32, W: 32, C: 3}, BatchSize: 32, Shuffle: true, Seed: 3}
 	if _, err := train.Fit(context.Background(), m, data, train.Options{BatchSize: 32, Epochs: epochs, Seed: 3}); err != nil {
 		t.Fatal(err)
