@@ -149,7 +149,7 @@ func KerasNet(cfgJSON []byte, source string) (*graph.Net, error) {
 	}
 	net, err := graph.NewNet(m, input)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", source, err)
+		return nil, fmt.Errorf("%s: %s", source, layerError(m, err))
 	}
 	for i, n := range net.Nodes {
 		if err := sameKerasConfig(fileCfgs[i], n.Layer.KerasConfig()); err != nil {
@@ -157,6 +157,31 @@ func KerasNet(cfgJSON []byte, source string) (*graph.Net, error) {
 		}
 	}
 	return net, nil
+}
+
+// layerError restates a NewNet error, which names the config key
+// (model.layers[3].activation), by the Keras layer's name and class.
+func layerError(m config.Model, err error) string {
+	var ke *config.KeyError
+	if !errors.As(err, &ke) {
+		return err.Error()
+	}
+	var i int
+	var rest string
+	if n, _ := fmt.Sscanf(ke.Key, "model.layers[%d]", &i); n != 1 || i < 0 || i >= len(m.Layers) {
+		return err.Error()
+	}
+	_, rest, _ = strings.Cut(ke.Key, "]")
+	l := m.Layers[i]
+	class := l.Type
+	if k, ok := graph.LookupLayer(l.Type); ok {
+		class = k.Class
+	}
+	msg := strings.TrimPrefix(ke.Err.Error(), fmt.Sprintf("layer %q: ", l.Name))
+	if rest = strings.TrimPrefix(rest, "."); rest != "" {
+		msg = rest + ": " + msg
+	}
+	return fmt.Sprintf("layer %q (%s): %s", l.Name, class, msg)
 }
 
 func layerClasses() []string {
@@ -304,8 +329,12 @@ func inboundNames(raw json.RawMessage) ([]string, error) {
 	if len(nodes) != 1 {
 		return nil, fmt.Errorf("the layer is called %d times: the engine calls each layer once", len(nodes))
 	}
-	if len(nodes[0].Kwargs) > 0 {
-		return nil, fmt.Errorf("call arguments %s: the engine calls layers with their inputs only", compact(nodes[0].Kwargs))
+	for k, v := range nodes[0].Kwargs {
+		// Keras records mask: null for layers that take a mask; any set
+		// call argument changes the call.
+		if v != nil {
+			return nil, fmt.Errorf("call argument %s=%s: the engine calls layers with their inputs only", k, compact(v))
+		}
 	}
 	var names []string
 	var walk func(v any) error
@@ -390,7 +419,7 @@ func sameKerasConfig(file, ours map[string]any) error {
 			return fmt.Errorf("%s is %s: the engine's layer does not take %s", k, compact(file[k]), k)
 		}
 		if !sameJSON(file[k], ov, strings.HasSuffix(k, "_initializer")) {
-			return fmt.Errorf("%s is %s: the engine supports %s", k, compact(file[k]), compact(ov))
+			return fmt.Errorf("%s is %s: the engine implements only %s", k, compact(file[k]), compact(ov))
 		}
 	}
 	return nil
