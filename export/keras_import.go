@@ -501,23 +501,26 @@ func ReadKerasModel(path string) (*graph.Net, kerasfile.Weights, error) {
 	return net, w, nil
 }
 
-// ReadKerasWeights reads the layer weights of a .keras or .weights.h5 file
-// (by its extension) for net, as SetWeights takes them. A .keras file's
-// own architecture is not compared with net beyond the weights' keys and
-// shapes: a run's config decides the model. A mismatch names the file, the
-// layer and both shapes.
+// ReadKerasWeights reads the layer weights of a .keras file (by its
+// extension) or a .weights.h5 file for net, as SetWeights takes them. A
+// .keras file's architecture must import (KerasNet) but is not otherwise
+// compared with net beyond the weights' keys and shapes: a run's config
+// decides the model (its dropout rates, say). A mismatch names the file,
+// the layer and both shapes.
 func ReadKerasWeights(path string, net *graph.Net) (map[string]graph.Array, error) {
 	var w kerasfile.Weights
 	var err error
-	switch {
-	case strings.HasSuffix(path, ".keras"):
-		_, w, err = kerasfile.ReadKeras(path)
-	case strings.HasSuffix(path, ".weights.h5"):
+	if strings.HasSuffix(path, ".keras") {
+		var cfg []byte
+		if cfg, w, err = kerasfile.ReadKeras(path); err == nil {
+			// The file's model must be one the engine runs (no layer kind
+			// or argument it lacks), even though net decides the model.
+			_, err = KerasNet(cfg, path)
+		}
+	} else {
+		// Anything else is read as HDF5: kerasfile names what a file that
+		// is not Keras 3's weights layout is (not HDF5, Keras 2, other).
 		w, err = kerasfile.ReadWeightsH5(path)
-	case strings.HasSuffix(path, ".h5"):
-		return nil, fmt.Errorf("%s: a .h5 file not named .weights.h5: Keras 3 writes whole models as .keras and weights as .weights.h5; re-save it with model.save(\"model.keras\") or model.save_weights(\"model.weights.h5\")", path)
-	default:
-		return nil, fmt.Errorf("%s: not a .keras or .weights.h5 file (by its name)", path)
 	}
 	if err != nil {
 		return nil, err
@@ -538,6 +541,21 @@ func KerasWeightArrays(net *graph.Net, w kerasfile.Weights) (map[string]graph.Ar
 			shapes = append(shapes, slices.Clone(p.Shape))
 		}
 		want[keys[i]] = shapes
+	}
+	// Layer by layer in the model's order, so that the first difference
+	// reported is the first layer that differs; Check then finds layers
+	// the model lacks.
+	for i, n := range net.Nodes {
+		l, ok := w.Layer(keys[i])
+		if !ok || len(l.Vars) != len(n.Params) {
+			continue // Check words these
+		}
+		for j, p := range n.Params {
+			if !slices.Equal(l.Vars[j].Shape, p.Shape) {
+				return nil, fmt.Errorf("%s: layer %s (%s in the model) %s has shape %v in the file, the model's is %v: the model does not match the file",
+					w.Source, keys[i], n.Name, p.Name, l.Vars[j].Shape, p.Shape)
+			}
+		}
 	}
 	if err := w.Check(want); err != nil {
 		return nil, err
