@@ -196,7 +196,9 @@ func TestKerasConfigRefused(t *testing.T) {
 		{"float16", mutate("stem", set("dtype", "float16")), []string{`layer "stem"`, "float16"}},
 		{"unknown class", mutate("stem_relu", func(e, c map[string]any) { e["class_name"] = "LayerNormalization" }),
 			[]string{`layer "stem_relu" is a LayerNormalization`, "does not have"}},
-		{"keras 2 inbound nodes", mutate("proj", func(e, c map[string]any) { e["inbound_nodes"] = []any{[]any{[]any{"stem_relu", 0, 0, map[string]any{}}}} }),
+		{"keras 2 inbound nodes", mutate("proj", func(e, c map[string]any) {
+			e["inbound_nodes"] = []any{[]any{[]any{"stem_relu", 0, 0, map[string]any{}}}}
+		}),
 			[]string{`layer "proj"`, "Keras 2"}},
 		{"shared layer", mutate("proj", func(e, c map[string]any) {
 			nodes := e["inbound_nodes"].([]any)
