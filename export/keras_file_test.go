@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
+	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/enginetest"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/testenv"
 	"github.com/cifar-pipeline/cifar-pipeline/pixels"
@@ -71,14 +72,7 @@ func TestKerasLoadsGoKerasFiles(t *testing.T) {
 		t.Skip("needs the Python reference")
 	}
 	testenv.Python(t)
-	for _, tc := range []struct {
-		name   string
-		layers func() []config.Layer
-		class  string
-	}{
-		{"shallow", notebookShallow, "Sequential"},
-		{"resnet", enginetest.SmallResNet, "Functional"},
-	} {
+	for _, tc := range kerasFileNets {
 		t.Run(tc.name, func(t *testing.T) {
 			const n = 100
 			images, labels := realTestImages(t, n)
@@ -171,4 +165,49 @@ func abs(x float64) float64 {
 		return -x
 	}
 	return x
+}
+
+// kerasFileNets are the nets TestKerasLoadsGoKerasFiles has Keras load:
+// together they must use every registered layer kind.
+var kerasFileNets = []struct {
+	name   string
+	layers func() []config.Layer
+	class  string
+}{
+	{"shallow", notebookShallow, "Sequential"},
+	{"resnet", enginetest.SmallResNet, "Functional"},
+}
+
+// TestKerasFilesCoverEveryLayerKind: every layer kind of the registry is
+// in a net that Keras loads from Go's model.keras and .weights.h5, and
+// imports back from Go's architecture JSON to the same model. Adding a
+// kind means adding it to one of kerasFileNets (and to the Keras-trained
+// nets of TestGoServesKerasTrainedModels).
+func TestKerasFilesCoverEveryLayerKind(t *testing.T) {
+	used := map[string]bool{}
+	for _, tc := range kerasFileNets {
+		net, err := graph.NewNet(config.Model{Layers: tc.layers()}, []int{32, 32, 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range net.Nodes {
+			used[n.Kind.Type] = true
+		}
+		js, err := KerasJSON(net)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := KerasNet(js, tc.name+".json")
+		if err != nil {
+			t.Fatalf("%s: Go's own architecture JSON does not import: %v", tc.name, err)
+		}
+		if got, want := back.Summary(), net.Summary(); got != want {
+			t.Errorf("%s: imported summary differs:\n%s\nwant\n%s", tc.name, got, want)
+		}
+	}
+	for _, typ := range graph.LayerTypes() {
+		if !used[typ] {
+			t.Errorf("layer kind %s is in no net of kerasFileNets: add it there so that Keras loads it from model.keras", typ)
+		}
+	}
 }
