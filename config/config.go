@@ -17,6 +17,8 @@ type Config struct {
 	Augment Augment `mapstructure:"augment" yaml:"augment"`
 	Runtime Runtime `mapstructure:"runtime" yaml:"runtime"`
 	Output  Output  `mapstructure:"output" yaml:"output"`
+	// Evaluate configures the test-set evaluation.
+	Evaluate Evaluate `mapstructure:"evaluate" yaml:"evaluate"`
 
 	// Source is the file the config came from, for errors that name a line.
 	Source Source `mapstructure:"-" yaml:"-"`
@@ -46,6 +48,11 @@ type Data struct {
 	// Normalize divides pixels by 255 inside the graph (the notebook does;
 	// its augmented cell forgot to, see augment.normalize_fix).
 	Normalize bool `mapstructure:"normalize" yaml:"normalize"`
+	// Mean and Std, when set (one value per channel), standardise the
+	// input after Normalize: (x − mean) / std, inside the graph (training,
+	// evaluation and the SavedModel alike).
+	Mean []float64 `mapstructure:"mean" yaml:"mean,omitempty"`
+	Std  []float64 `mapstructure:"std" yaml:"std,omitempty"`
 	// Classes is the number of classes (CIFAR-10: 10).
 	Classes int `mapstructure:"classes" yaml:"classes"`
 	// ImageShape is height, width, channels.
@@ -92,6 +99,9 @@ type Train struct {
 	Epochs    int    `mapstructure:"epochs" yaml:"epochs"`
 	Shuffle   bool   `mapstructure:"shuffle" yaml:"shuffle"`
 	Loss      string `mapstructure:"loss" yaml:"loss"`
+	// LabelSmoothing is categorical_crossentropy's label_smoothing (Keras):
+	// targets onehot·(1−ls) + ls/classes. 0 is off.
+	LabelSmoothing float64 `mapstructure:"label_smoothing" yaml:"label_smoothing"`
 	// StepsPerEpoch caps the steps of an epoch (0 = a full pass, as it
 	// should be; the notebook's 390 on a 391-batch stream is a bug).
 	StepsPerEpoch int       `mapstructure:"steps_per_epoch" yaml:"steps_per_epoch"`
@@ -161,6 +171,14 @@ type Runtime struct {
 	// TensorFlowLogs shows TensorFlow's own log lines (oneDNN, absl, MLIR),
 	// which are hidden by default; the --verbose flag does the same.
 	TensorFlowLogs bool `mapstructure:"tensorflow_logs" yaml:"tensorflow_logs"`
+}
+
+// Evaluate configures the test-set evaluation after training.
+type Evaluate struct {
+	// TTA also measures the test accuracy with flip test-time
+	// augmentation (the mean of the outputs on each image and its mirror
+	// image), reported beside the plain accuracy in metrics.json.
+	TTA bool `mapstructure:"tta" yaml:"tta"`
 }
 
 // Output says where artifacts go.

@@ -137,6 +137,10 @@ func TestBadConfigs(t *testing.T) {
 		{"bad --set value", "", []string{"train.epochs=abc"}, []string{"train.epochs"}},
 		// Issue 14 case 6: NaN compares false with every bound, so range
 		// checks alone accepted these (a NaN split silently meant 0).
+		{"mean without std", "data: {mean: [0.5, 0.5, 0.5]}\n", nil, []string{"data.mean and data.std", "give both"}},
+		{"mean of the wrong length", "data: {mean: [0.5, 0.5], std: [0.2, 0.2]}\n", nil, []string{"data.mean", "one value per channel (3)"}},
+		{"zero std", "data: {mean: [0.5, 0.5, 0.5], std: [0.2, 0, 0.2]}\n", nil, []string{"data.std", "> 0"}},
+		{"label smoothing of 1", "train: {label_smoothing: 1}\n", nil, []string{"train.label_smoothing", "[0, 1)"}},
 		{"nan validation split", "data: {validation_split: .nan}\n", nil, []string{"data.validation_split", "NaN"}},
 		{"-inf rotation", "augment: {rotation_range: -.inf}\n", nil, []string{"augment.rotation_range", "-Inf"}},
 		{"nan zoom bound", "augment: {zoom_range: [0.9, .nan]}\n", nil, []string{"augment.zoom_range[1]", "NaN"}},

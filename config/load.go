@@ -255,6 +255,21 @@ func suggest(key string, known map[string]reflect.Type) string {
 	return " (did you mean " + best + "?)"
 }
 
+// Suggest returns " (did you mean X?)" for the name closest to s among
+// names, if one is close (an edit distance below 3), else "".
+func Suggest(s string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := levenshtein(s, n); d < bestD || (d == bestD && best != "" && n < best) {
+			best, bestD = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return " (did you mean " + best + "?)"
+}
+
 func levenshtein(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
@@ -320,13 +335,20 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 // number is accepted where a list is wanted (kernel_size: 3), as Keras
 // accepts an int for a tuple.
 func DecodeArgs(in map[string]any, out any, prefix, what string) error {
-	t := reflect.TypeOf(out).Elem()
 	known := map[string]reflect.Type{}
-	for i := range t.NumField() {
-		if tag := t.Field(i).Tag.Get("mapstructure"); tag != "" && tag != "-" {
-			known[tag] = t.Field(i).Type
+	var collect func(t reflect.Type)
+	collect = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			switch tag := f.Tag.Get("mapstructure"); {
+			case tag == ",squash":
+				collect(f.Type) // an embedded struct's keys are the outer's
+			case tag != "" && tag != "-" && f.IsExported():
+				known[tag] = f.Type
+			}
 		}
 	}
+	collect(reflect.TypeOf(out).Elem())
 	keys := make([]string, 0, len(in))
 	for k := range in {
 		keys = append(keys, k)

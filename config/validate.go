@@ -57,6 +57,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("data.classes: %d must be at least 2", d.Classes)
 	case len(d.ImageShape) != 3 || d.ImageShape[0] < 1 || d.ImageShape[1] < 1 || d.ImageShape[2] < 1:
 		return fmt.Errorf("data.image_shape: %v must be [height, width, channels], all positive", d.ImageShape)
+	case len(d.Mean) != len(d.Std):
+		return fmt.Errorf("data.mean and data.std: give both, one value per channel (%v and %v)", d.Mean, d.Std)
+	case len(d.Mean) > 0 && len(d.ImageShape) == 3 && len(d.Mean) != d.ImageShape[2]:
+		return fmt.Errorf("data.mean: %v must have one value per channel (%d)", d.Mean, d.ImageShape[2])
+	case slices.ContainsFunc(d.Std, func(s float64) bool { return !(s > 0) }):
+		return fmt.Errorf("data.std: %v: every value must be > 0", d.Std)
 	case d.LimitTrain < 0 || d.LimitTest < 0:
 		return fmt.Errorf("data.limit_train/limit_test: must be >= 0")
 	case d.Synthetic.Train < 0 || d.Synthetic.Test < 0:
@@ -73,6 +79,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("train.epochs: %d must be >= 1", t.Epochs)
 	case t.StepsPerEpoch < 0:
 		return fmt.Errorf("train.steps_per_epoch: %d must be >= 0", t.StepsPerEpoch)
+	case t.LabelSmoothing < 0 || t.LabelSmoothing >= 1:
+		return fmt.Errorf("train.label_smoothing: %v is outside [0, 1)", t.LabelSmoothing)
 	case t.Loss != "categorical_crossentropy":
 		return fmt.Errorf("train.loss: %q is not supported (categorical_crossentropy)", t.Loss)
 	case !slices.Contains([]string{"auto", "bar", "line", "none"}, t.Verbose):

@@ -8,6 +8,7 @@ import (
 	"github.com/wamuir/graft/tensorflow/op"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
+	"github.com/cifar-pipeline/cifar-pipeline/internal/enginetest"
 )
 
 // compileSmallAutograd is compileSmall with the backward pass built by
@@ -38,6 +39,26 @@ func miniDeep() []config.Layer {
 	}
 }
 
+// mergeNet joins branches: zero padding, concatenation along channels and
+// along features, global max and average pooling.
+func mergeNet() []config.Layer {
+	return []config.Layer{
+		lay("conv2d", "filters", 8, "kernel_size", 3, "padding", "same"),
+		lay("activation", "activation", "relu", "name", "a"),
+		lay("zero_padding2d", "padding", []any{1, 1}),
+		lay("conv2d", "filters", 6, "kernel_size", 3, "activation", "elu", "name", "b", "strides", []any{1, 1}),
+		lay("max_pooling2d", "pool_size", []any{3, 5}, "strides", 1, "padding", "same"),
+		lay("concatenate", "inputs", []string{"a", "max_pooling2d"}),
+		lay("dropout", "rate", 0.2, "name", "pooled"),
+		lay("conv2d", "filters", 10, "kernel_size", 3, "padding", "same", "activation", "relu"),
+		lay("global_max_pooling2d", "name", "gmp"),
+		lay("global_average_pooling2d", "inputs", []string{"pooled"}, "name", "gap"),
+		lay("concatenate", "inputs", []string{"gmp", "gap"}),
+		lay("batch_normalization"),
+		lay("dense", "units", 10, "activation", "softmax"),
+	}
+}
+
 // TestExplicitBackwardMatchesAddGradients checks the explicit backward pass
 // against TensorFlow's C++ gradient registry on the same graph, with
 // dropout active (both read the same masks).
@@ -47,7 +68,7 @@ func TestExplicitBackwardMatchesAddGradients(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		net  []config.Layer
-	}{{"small", smallNet()}, {"mini-deep", miniDeep()}} {
+	}{{"small", smallNet()}, {"mini-deep", miniDeep()}, {"residual", enginetest.SmallResNet()}, {"merges", mergeNet()}} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := Options{Seed: 7, Normalize: true, Classes: 10, Optimizer: optimizer(t, "rmsprop")}
 			explicit := compileNet(t, tc.net, o)
@@ -64,11 +85,15 @@ func TestExplicitBackwardMatchesAddGradients(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := maxAbsDiff(le.Data, la.Data); d != 0 || lossE != lossA {
+			// The forward graphs are the same ops, but grappler may fuse
+			// them differently (a BiasAdd with one consumer or two).
+			if d := relDiff(le.Data, la.Data); d > 1e-6 || math.Abs(lossE-lossA) > 1e-6 {
 				t.Fatalf("forward differs: logits %g, loss %g vs %g", d, lossE, lossA)
 			}
 			for i, v := range explicit.Weights {
-				if d := relDiff(ge[i].Data, ga[i].Data); d > 1e-6 || math.IsNaN(d) {
+				// Same kernels; a bias gradient sums in another order (BiasAddGrad on
+				// rows), ~1e-7 relative per partial sum.
+				if d := relDiff(ge[i].Data, ga[i].Data); d > 1e-5 || math.IsNaN(d) {
 					t.Errorf("grad %s: relative diff %.3g", v.Name, d)
 				}
 				if maxAbsDiff(ga[i].Data, make([]float32, len(ga[i].Data))) == 0 {

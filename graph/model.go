@@ -22,6 +22,8 @@ type Options struct {
 	Seed int64
 	// Normalize divides the uint8 input by 255 inside the graph.
 	Normalize bool
+	// Mean and Std standardise each channel after it (Preprocess).
+	Mean, Std []float64
 	// Classes is the number of classes of the one-hot targets; the model's
 	// output must have exactly this many units.
 	Classes int
@@ -36,6 +38,9 @@ type Options struct {
 	// library must not change the environment); with it, a training step
 	// was 6–13× slower than without XLA here (BENCHMARKS.md).
 	XLA bool
+	// LabelSmoothing is Keras's categorical_crossentropy label_smoothing:
+	// targets become onehot·(1−ls) + ls/classes (keras/src/losses/losses.py).
+	LabelSmoothing float64
 	// AutoGradients builds the backward pass with Graph.AddGradients (the
 	// C++ gradient registry) instead of the layers' own Backward. Both use
 	// the same TensorFlow gradient kernels; the explicit pass feeds
@@ -101,9 +106,13 @@ type Model struct {
 	logits, loss, correct tf.Output
 	grads                 []tf.Output
 	stateUpdates          []*tf.Operation
-	trainOp               *tf.Operation
+	// averages pairs each weight with its moving average (use_ema).
+	averages [][2]*Variable
+	trainOp  *tf.Operation
 	// Inference path (dropout off, moving statistics).
 	evalLogits, evalProbs, evalLoss, evalCorrect tf.Output
+	// evalProbsTTA is evalProbs with flip test-time augmentation.
+	evalProbsTTA tf.Output
 
 	ckpt checkpointOps
 }
@@ -115,6 +124,12 @@ type Model struct {
 func Compile(net *Net, opts Options) (*Model, error) {
 	if opts.Classes < 2 {
 		return nil, fmt.Errorf("compile: %d classes: a classifier needs at least 2", opts.Classes)
+	}
+	if opts.LabelSmoothing < 0 || opts.LabelSmoothing >= 1 {
+		return nil, fmt.Errorf("compile: label smoothing %v is outside [0, 1)", opts.LabelSmoothing)
+	}
+	if len(opts.Mean) != len(opts.Std) || (len(opts.Mean) > 0 && len(opts.Mean) != net.Input.Out[2]) {
+		return nil, fmt.Errorf("compile: mean %v and std %v must both have one value per channel (%d)", opts.Mean, opts.Std, net.Input.Out[2])
 	}
 	if opts.Optimizer == nil {
 		return nil, fmt.Errorf("compile: no optimizer")
@@ -214,6 +229,9 @@ func (m *Model) build(root *op.Scope) error {
 	// Variables, in layer order, named as Keras names them. The training
 	// step and evaluation read them through separate ops (see Variable).
 	refs, _ := m.opt.(refVariables)
+	if b := m.opt.base(); b.WeightDecay > 0 || b.UseEMA {
+		refs = nil // decay and averages read and assign the weight as a resource
+	}
 	m.params = map[*Node][]*Variable{}
 	trainVals, evalVals := map[*Node][]tf.Output{}, map[*Node][]tf.Output{}
 	for _, n := range net.Nodes {
@@ -236,15 +254,24 @@ func (m *Model) build(root *op.Scope) error {
 		}
 	}
 
-	x := net.preprocess(root, m.images, o.Normalize)
+	x := o.Preprocess().apply(root.SubScope("preprocess"), m.images)
 	train := net.forward(root.SubScope("train"), x, trainVals, true, m.dropSeed)
 	eval := net.forward(root.SubScope("eval"), x, evalVals, false, tf.Output{})
 	m.logits, m.evalLogits, m.evalProbs = train.logits, eval.logits, eval.out
+	m.evalProbsTTA = net.flipTTA(root.SubScope("eval"), x, eval.out, evalVals)
 
 	onehot := op.OneHot(root.SubScope("OneHot"), m.labels, op.Const(root.SubScope("Const"), int32(o.Classes)), op.Const(root.SubScope("Const"), float32(1)), op.Const(root.SubScope("Const"), float32(0)))
+	targets := onehot
+	if ls := o.LabelSmoothing; ls > 0 {
+		// Keras: y_true * (1.0 - label_smoothing) + (label_smoothing / num_classes),
+		// the Python floats rounded to float32, the division in float32.
+		ss := root.SubScope("label_smoothing")
+		targets = op.AddV2(ss.SubScope("AddV2"), op.Mul(ss.SubScope("Mul"), onehot, op.Const(ss.SubScope("keep"), float32(1-ls))),
+			op.RealDiv(ss.SubScope("RealDiv"), op.Const(ss.SubScope("ls"), float32(ls)), op.Const(ss.SubScope("classes"), float32(o.Classes))))
+	}
 	var dlogits tf.Output
-	m.loss, m.correct, dlogits = m.lossAndCorrect(root.SubScope("train_loss"), train.logits, train.out, onehot)
-	m.evalLoss, m.evalCorrect, _ = m.lossAndCorrect(root.SubScope("eval_loss"), eval.logits, eval.out, onehot)
+	m.loss, m.correct, dlogits = m.lossAndCorrect(root.SubScope("train_loss"), train.logits, train.out, targets)
+	m.evalLoss, m.evalCorrect, _ = m.lossAndCorrect(root.SubScope("eval_loss"), eval.logits, eval.out, targets)
 	// Weight penalties join both losses, as Keras's compute_loss adds
 	// model.losses in training and evaluation alike.
 	var regGrads map[*Variable]tf.Output
@@ -518,6 +545,11 @@ func (m *Model) WriteGraphDef(path string) error {
 		_, err := m.graph.WriteTo(w)
 		return err
 	})
+}
+
+// Preprocess is how the model turns uint8 images into its input.
+func (o Options) Preprocess() Preprocess {
+	return Preprocess{Normalize: o.Normalize, Mean: o.Mean, Std: o.Std}
 }
 
 // Options returns the options the model was compiled with.

@@ -30,6 +30,49 @@ type Optimizer interface {
 	SlotsPerWeight() int
 	// KerasConfig is the optimizer's Keras get_config() except name.
 	KerasConfig() map[string]any
+
+	base() *Base
+}
+
+// Base holds the arguments every Keras 3 optimizer takes
+// (keras/src/optimizers/base_optimizer.py); each optimizer embeds it.
+//
+//   - weight_decay: before each update, var −= var·wd·lr, decoupled from
+//     the gradient (the TensorFlow backend's _apply_weight_decay,
+//     keras/src/backend/tensorflow/optimizer.py), on every trainable
+//     weight; 0 means off (Keras's None).
+//   - use_ema, ema_momentum: after each update, average = m·average +
+//     (1−m)·var with m = ema_momentum except on the first step (m = 0);
+//     when training ends the weights are replaced by their averages
+//     (finalize_variable_values), so evaluation and export use them.
+type Base struct {
+	WeightDecay float64 `mapstructure:"weight_decay"`
+	UseEMA      bool    `mapstructure:"use_ema"`
+	EMAMomentum float64 `mapstructure:"ema_momentum"`
+}
+
+// DefaultBase is Keras's: no weight decay, no EMA (momentum 0.99 if on).
+func DefaultBase() Base { return Base{EMAMomentum: 0.99} }
+
+func (b *Base) base() *Base { return b }
+
+func (b *Base) validateBase() error {
+	if err := finiteIn("weight_decay", b.WeightDecay, 0, math.Inf(1), false, true); err != nil {
+		return err
+	}
+	return finiteIn("ema_momentum", b.EMAMomentum, 0, 1, false, false)
+}
+
+// kerasBase adds the base arguments to an optimizer's Keras config, in
+// the form Keras's constructor takes.
+func (b *Base) kerasBase(c map[string]any) map[string]any {
+	if b.WeightDecay > 0 {
+		c["weight_decay"] = b.WeightDecay
+	}
+	if b.UseEMA {
+		c["use_ema"], c["ema_momentum"] = true, b.EMAMomentum
+	}
+	return c
 }
 
 // refVariables is an Optimizer that wants some weights, and their slots, as
@@ -127,7 +170,10 @@ func finiteIn(key string, v, lo, hi float64, loOpen, hiOpen bool) error {
 type Updater struct {
 	m     *Model
 	scope *op.Scope
-	name  string
+	// vars is the scope variables (slots) are made in: without the
+	// control dependencies scope may carry, so they initialise alone.
+	vars *op.Scope
+	name string
 	// lr is the learning rate the step uses.
 	lr tf.Output
 }
@@ -156,7 +202,7 @@ func (u *Updater) Slot(w *Variable, what string) *Variable {
 	if w.ref {
 		newVar = u.m.newRefVariable
 	}
-	return newVar(u.scope, u.name+"/"+strings.ReplaceAll(w.Name, "/", "_")+"_"+what, w.Shape, tf.Float)
+	return newVar(u.vars, u.name+"/"+strings.ReplaceAll(w.Name, "/", "_")+"_"+what, w.Shape, tf.Float)
 }
 
 // Handle is a variable's handle (resource) or reference.
@@ -178,12 +224,28 @@ func (v *Variable) TrainReaders() []*tf.Operation {
 // buildOptimizer adds the optimizer's update of every trainable weight and
 // the iteration counter, and the training step that runs them.
 func (m *Model) buildOptimizer(s *op.Scope) error {
-	u := &Updater{m: m, scope: s, name: m.optName}
+	u := &Updater{m: m, scope: s, vars: s, name: m.optName}
 	u.lr = op.PlaceholderWithDefault(s.SubScope("learning_rate"), op.Const(s.SubScope("Const"), float32(m.opt.LearningRate())), tf.ScalarShape())
 	m.lr = u.lr
+	b := m.opt.base()
 	var applies []*tf.Operation
 	for i, w := range m.Weights {
-		applies = append(applies, m.opt.Update(u, w, m.grads[i]))
+		g := m.grads[i]
+		wu := *u
+		if b.WeightDecay > 0 {
+			// var −= var·wd·lr, after the step's reads of var (its gradient
+			// is computed) and before its update.
+			ds := s.SubScope("weight_decay").WithControlDependencies(g.Op)
+			read := op.ReadVariableOp(ds.SubScope("ReadVariableOp"), w.handle, tf.Float)
+			decay := op.AssignSubVariableOp(ds.SubScope("AssignSubVariableOp"), w.handle,
+				op.Mul(ds.SubScope("Mul"), op.Mul(ds.SubScope("Mul"), read, u.F(b.WeightDecay)), u.lr))
+			wu.scope = s.WithControlDependencies(decay)
+		}
+		apply := m.opt.Update(&wu, w, g)
+		if b.UseEMA {
+			apply = m.updateAverage(&wu, w, apply, b.EMAMomentum)
+		}
+		applies = append(applies, apply)
 	}
 	applies = append(applies, m.stateUpdates...)
 	inc := op.AssignAddVariableOp(s.WithControlDependencies(applies...), m.iteration.handle, op.Const(s.SubScope("Const"), int64(1)))
@@ -212,4 +274,36 @@ func OptimizerClass(o Optimizer) string {
 		return k.Class
 	}
 	return ""
+}
+
+// updateAverage adds the moving average of weight w after its update:
+// average = m·average + (1−m)·w, m = ema_momentum once iterations > 0
+// (read before this step's increment), else 0.
+func (m *Model) updateAverage(u *Updater, w *Variable, after *tf.Operation, momentum float64) *tf.Operation {
+	s := u.scope.SubScope("ema").WithControlDependencies(after)
+	avg := u.Slot(w, "average")
+	m.averages = append(m.averages, [2]*Variable{w, avg})
+	notFirst := op.Cast(s.SubScope("Cast"), op.NotEqual(s.SubScope("NotEqual"), m.iteration.read, op.Const(s.SubScope("zero"), int64(0))), tf.Float)
+	mom := op.Mul(s.SubScope("Mul"), notFirst, u.F(momentum))
+	old := op.ReadVariableOp(s.SubScope("ReadAverage"), avg.handle, tf.Float)
+	cur := op.ReadVariableOp(s.SubScope("ReadVariableOp"), w.handle, tf.Float)
+	val := op.AddV2(s.SubScope("AddV2"), op.Mul(s.SubScope("Mul"), mom, old),
+		op.Mul(s.SubScope("Mul"), op.Sub(s.SubScope("Sub"), u.F(1), mom), cur))
+	return op.AssignVariableOp(s.SubScope("AssignVariableOp"), avg.handle, val)
+}
+
+// UseAverages replaces every trainable weight by its moving average, as
+// Keras's finalize_variable_values does at the end of fit when the
+// optimizer has use_ema. Without EMA it does nothing.
+func (m *Model) UseAverages() error {
+	for _, pair := range m.averages {
+		out, err := m.sess.Run(nil, []tf.Output{pair[1].read}, nil)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", pair[1].Name, err)
+		}
+		if _, err := m.sess.Run(map[tf.Output]*tf.Tensor{pair[0].assignIn: out[0]}, nil, []*tf.Operation{pair[0].assign}); err != nil {
+			return fmt.Errorf("assign %s: %w", pair[0].Name, err)
+		}
+	}
+	return nil
 }

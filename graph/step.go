@@ -92,6 +92,21 @@ func (m *Model) TestStepProbs(images, labels []uint8, n int, withProbs bool) (St
 	return r, a.Data, err
 }
 
+// PredictBatchTTA is PredictBatch with flip test-time augmentation (the
+// mean of the outputs on the images and their mirror images).
+func (m *Model) PredictBatchTTA(images []uint8, n int) ([]float32, error) {
+	feeds, err := m.batchFeeds(images, nil, n)
+	if err != nil {
+		return nil, err
+	}
+	out, err := m.sess.Run(feeds, []tf.Output{m.evalProbsTTA}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("predict: %s", FirstLine(err))
+	}
+	a, err := ToArray(out[0])
+	return a.Data, err
+}
+
 // PredictBatch returns the model output (class probabilities after a final
 // softmax) for n images, row-major n×classes.
 func (m *Model) PredictBatch(images []uint8, n int) ([]float32, error) {

@@ -268,6 +268,7 @@ func (a *artifacts) evaluation(net *graph.Net, set *dataset.Set, res *Result) er
 		}
 	}
 	metrics := report.Evaluate(labels, preds, names, res.TestLoss)
+	metrics.AccuracyTTA = res.TestAccTTA
 	res.Metrics = metrics
 	if err := report.WriteMetricsJSON(a.dir.Metrics(), metrics); err != nil {
 		return err

@@ -23,7 +23,7 @@ import (
 func newPredictCommand() *cobra.Command {
 	var runDir string
 	var top, batch int
-	var asJSON bool
+	var asJSON, tta bool
 	cmd := &cobra.Command{
 		Use:   "predict -m RUN_DIR|FILE.keras FILE_OR_DIR...",
 		Short: "Classify image files (JPEG, PNG, GIF, BMP, WebP) with a trained run's SavedModel or a Keras 3 .keras file",
@@ -47,6 +47,9 @@ func newPredictCommand() *cobra.Command {
 			var sm classifier
 			var classes []string
 			if isKerasModelFile(runDir) {
+				if tta {
+					return fmt.Errorf("predict: --tta needs a run directory (its SavedModel's %s signature), not %s", export.SignatureTTA, runDir)
+				}
 				km, err := openKerasClassifier(runDir)
 				if err != nil {
 					return fmt.Errorf("predict: %w", err)
@@ -58,7 +61,11 @@ func newPredictCommand() *cobra.Command {
 				sm = km
 			} else {
 				rd := rundir.New(runDir)
-				s, err := export.LoadServing(rd.SavedModel())
+				signature := export.SignatureDefault
+				if tta {
+					signature = export.SignatureTTA
+				}
+				s, err := export.LoadServingSignature(rd.SavedModel(), signature)
 				if err != nil {
 					return fmt.Errorf("predict: %w (is %s the output.dir of a finished run with output.saved_model: true?)", err, runDir)
 				}
@@ -98,12 +105,16 @@ func newPredictCommand() *cobra.Command {
 	cmd.Flags().IntVar(&top, "top", 3, "how many classes to print per image")
 	cmd.Flags().IntVar(&batch, "batch", 256, "images per TensorFlow call")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per file")
+	cmd.Flags().BoolVar(&tta, "tta", false, "flip test-time augmentation: average the probabilities of each image and its mirror image")
 	return cmd
 }
 
 // servingClasses is the size of the SavedModel's output: the number of
 // probabilities it gives for one (blank) image.
-func servingClasses(sm classifier) (int, error) {
+func servingClasses(sm *export.Serving) (int, error) {
+	if k := sm.Classes(); k > 0 {
+		return k, nil
+	}
 	sh := sm.InputShape()
 	probs, err := sm.Predict(make([]uint8, sh[0]*sh[1]*sh[2]), 1)
 	if err != nil {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,5 +85,91 @@ func TestModelConfigErrors(t *testing.T) {
 				t.Errorf("a refused config created %s", out)
 			}
 		})
+	}
+}
+
+// TestRunFunctionalWithRecipe trains a residual BatchNormalization net on
+// the quick data with the modern recipe keys (AdamW with EMA, label
+// smoothing, per-channel standardising, flip TTA) and reads back what they
+// promise: metrics.json reports the TTA accuracy beside the plain one, the
+// architecture JSON is a Keras Functional model, and predict --tta serves
+// the SavedModel's TTA signature.
+func TestRunFunctionalWithRecipe(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "residual.yaml")
+	body := `data: {synthetic: {train: 512, test: 128}, validation_split: 0.25, mean: [0.3, 0.3, 0.3], std: [0.2, 0.25, 0.3]}
+model:
+  layers:
+    - {type: conv2d, filters: 8, kernel_size: 3, padding: same, use_bias: false}
+    - {type: batch_normalization}
+    - {type: activation, activation: relu, name: stem}
+    - {type: conv2d, filters: 8, kernel_size: 3, padding: same}
+    - {type: batch_normalization, name: bn}
+    - {type: add, inputs: [stem, bn]}
+    - {type: global_average_pooling2d}
+    - {type: dense, units: 10, activation: softmax}
+train:
+  batch_size: 64
+  epochs: 2
+  label_smoothing: 0.1
+  optimizer: {name: adamw, learning_rate: 0.003, use_ema: true, ema_momentum: 0.9}
+evaluate: {tta: true}
+`
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	code, stdout, errs := runCLI(context.Background(), "run", "-c", cfg, "--set", "output.dir="+out)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, errs)
+	}
+	for _, want := range []string{"Connected to", "Non-trainable params: 32", "Test Accuracy (flip TTA): "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	var metrics struct {
+		Accuracy    float64  `json:"accuracy"`
+		AccuracyTTA *float64 `json:"accuracy_tta"`
+	}
+	readJSON(t, filepath.Join(out, "metrics.json"), &metrics)
+	if metrics.AccuracyTTA == nil || *metrics.AccuracyTTA < 0.2 || metrics.Accuracy < 0.2 {
+		t.Errorf("metrics.json: accuracy %v, accuracy_tta %v; want both measured and above chance", metrics.Accuracy, metrics.AccuracyTTA)
+	}
+	var arch struct {
+		ClassName string `json:"class_name"`
+	}
+	readJSON(t, filepath.Join(out, "cifar10_architecture.json"), &arch)
+	if arch.ClassName != "Functional" {
+		t.Errorf("architecture JSON is a %s, want Functional", arch.ClassName)
+	}
+	resolved, err := os.ReadFile(filepath.Join(out, "config.resolved.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"weight_decay: 0.004", "use_ema: true", "beta_1: 0.9"} {
+		if !strings.Contains(string(resolved), want) {
+			t.Errorf("config.resolved.yaml lacks the optimizer's resolved %q", want)
+		}
+	}
+	img := filepath.Join(dir, "img.png")
+	pix := make([]uint8, 30*40*3)
+	for i := range pix {
+		pix[i] = uint8(i * 7)
+	}
+	writePNG(t, img, pix, 30, 40)
+	if code, stdout, errs := runCLI(context.Background(), "predict", "-m", out, "--tta", img); code != 0 || !strings.Contains(stdout, "img.png") {
+		t.Fatalf("predict --tta: exit %d\n%s\n%s", code, stdout, errs)
+	}
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }

@@ -47,6 +47,9 @@ type Result struct {
 	History  []train.EpochLogs
 	TestLoss float64
 	TestAcc  float64
+	// TestAccTTA is the test accuracy with flip test-time augmentation
+	// (evaluate.tta), nil when not measured.
+	TestAccTTA *float64
 	// TestProbs is the model output on the test set (n×classes).
 	TestProbs []float32
 	Params    int
@@ -237,7 +240,8 @@ func (r *jobRun) buildModel(context.Context) error {
 	r.net, r.opt = sp.net, sp.opt
 	r.res.Params, _, _ = sp.net.ParamCount()
 	r.model, err = graph.Compile(sp.net, graph.Options{
-		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Classes: cfg.Data.Classes, Optimizer: sp.opt,
+		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Mean: cfg.Data.Mean, Std: cfg.Data.Std, Classes: cfg.Data.Classes,
+		Optimizer: sp.opt, LabelSmoothing: cfg.Train.LabelSmoothing,
 		IntraOpThreads: cfg.Runtime.IntraOpThreads, InterOpThreads: cfg.Runtime.InterOpThreads, XLA: cfg.Runtime.XLA,
 	})
 	if err != nil {
@@ -530,7 +534,37 @@ func (r *jobRun) evaluate(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(r.Out, "Test Score: %.4f\nTest Accuracy: %.4f\n", res.TestLoss, res.TestAcc)
+	if r.cfg.Evaluate.TTA {
+		probs, err := train.PredictTTA(ctx, r.model, r.set.Test.Images, r.set.Test.Len(), r.cfg.Train.BatchSize)
+		if err != nil {
+			return err
+		}
+		acc := accuracy(probs, r.set.Test.Labels)
+		res.TestAccTTA = &acc
+		fmt.Fprintf(r.Out, "Test Accuracy (flip TTA): %.4f\n", acc)
+	}
 	return nil
+}
+
+// accuracy is the fraction of rows of probs (n×classes) whose largest
+// entry is at the label.
+func accuracy(probs []float32, labels []uint8) float64 {
+	n := len(labels)
+	k := len(probs) / n
+	correct := 0
+	for i := range n {
+		row := probs[i*k : (i+1)*k]
+		best := 0
+		for j, p := range row {
+			if p > row[best] {
+				best = j
+			}
+		}
+		if best == int(labels[i]) {
+			correct++
+		}
+	}
+	return float64(correct) / float64(n)
 }
 
 // writeArtifacts writes the end-of-run files, run.json last.

@@ -46,8 +46,8 @@ const runStateVersion = 1
 // stream.
 var fingerprintKeys = []string{
 	"seed", "data.synthetic", "data.limit_train", "data.limit_test", "data.validation_split", "data.validation",
-	"data.normalize", "data.classes", "data.image_shape", "model.layers",
-	"train.batch_size", "train.shuffle", "train.steps_per_epoch", "train.loss", "train.optimizer", "augment",
+	"data.normalize", "data.mean", "data.std", "data.classes", "data.image_shape", "model.layers",
+	"train.batch_size", "train.shuffle", "train.steps_per_epoch", "train.loss", "train.label_smoothing", "train.optimizer", "augment",
 }
 
 var notFingerprinted = []string{"augment.preview", "augment.workers", "augment.queue_batches"}

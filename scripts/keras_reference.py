@@ -58,7 +58,9 @@ def build(keras, name):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
-    ap.add_argument("--model", default="shallow", choices=["shallow", "deep", "deep-intended"])
+    ap.add_argument("--model", default="shallow", choices=["shallow", "deep", "deep-intended", "arch"])
+    ap.add_argument("--arch", default="", help="with --model arch: a Keras architecture JSON (Go's cifar10_architecture.json)")
+    ap.add_argument("--optimizer", default="rmsprop", choices=["rmsprop", "adam"])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--augment", action="store_true")
@@ -80,9 +82,15 @@ def main():
     (xtr, ytr), (xte, yte) = load_batches(a.data)
     Ytr, Yte = keras.utils.to_categorical(ytr, 10), keras.utils.to_categorical(yte, 10)
     Xtr, Xte = xtr.astype("float32") / 255, xte.astype("float32") / 255
-    model = build(keras, a.model)
+    if a.model == "arch":
+        if not a.arch:
+            ap.error("--model arch needs --arch FILE")
+        model = keras.models.model_from_json(open(a.arch).read())
+    else:
+        model = build(keras, a.model)
     model.summary()
-    model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.RMSprop(), metrics=["accuracy"])
+    model.compile(loss="categorical_crossentropy", optimizer={"rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam}[a.optimizer](),
+                  metrics=["accuracy"])
 
     class Timer(keras.callbacks.Callback):
         def __init__(self):

@@ -177,6 +177,11 @@ func Fit(ctx context.Context, m *graph.Model, data TrainData, o Options) ([]Epoc
 			}
 		}
 	}
+	// As Keras's fit ends (finalize_variable_values): with use_ema the
+	// weights become their moving averages, for evaluation and export.
+	if err := m.UseAverages(); err != nil {
+		return history, err
+	}
 	return history, nil
 }
 
@@ -255,9 +260,19 @@ func evaluate(ctx context.Context, m *graph.Model, data *Arrays, withProbs bool)
 	return lossSum / float64(n), float64(correct) / float64(n), probs, nil
 }
 
+// PredictTTA is Predict with flip test-time augmentation: for each image
+// the mean of the outputs on it and on its mirror image.
+func PredictTTA(ctx context.Context, m *graph.Model, images []uint8, n, batchSize int) ([]float32, error) {
+	return predict(ctx, m, images, n, batchSize, m.PredictBatchTTA)
+}
+
 // Predict returns the model output for n images (n×classes, row-major), in
 // batches of batchSize.
 func Predict(ctx context.Context, m *graph.Model, images []uint8, n, batchSize int) ([]float32, error) {
+	return predict(ctx, m, images, n, batchSize, m.PredictBatch)
+}
+
+func predict(ctx context.Context, m *graph.Model, images []uint8, n, batchSize int, batch func([]uint8, int) ([]float32, error)) ([]float32, error) {
 	sz := m.Net.Input.Out.Size()
 	var out []float32
 	for lo := 0; lo < n; lo += batchSize {
@@ -265,7 +280,7 @@ func Predict(ctx context.Context, m *graph.Model, images []uint8, n, batchSize i
 			return nil, err
 		}
 		hi := min(lo+batchSize, n)
-		p, err := m.PredictBatch(images[lo*sz:hi*sz], hi-lo)
+		p, err := batch(images[lo*sz:hi*sz], hi-lo)
 		if err != nil {
 			return nil, err
 		}

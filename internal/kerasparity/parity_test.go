@@ -82,6 +82,10 @@ type parityCase struct {
 	fusedBN bool
 	// deep: gradients and weights are held to deepTol.
 	deep bool
+	// labelSmoothing is the loss's label_smoothing.
+	labelSmoothing float64
+	// mean and std standardise the input per channel (data.mean/std).
+	mean, std []float64
 }
 
 // zoo exercises every layer kind, activation and argument that the shipped
@@ -105,12 +109,28 @@ func zoo() []parityCase {
 		lay("dense", "units", 10),
 		lay("activation", "activation", "softmax"),
 	}
+	merges := []config.Layer{
+		lay("conv2d", "filters", 8, "kernel_size", 3, "padding", "same"),
+		lay("activation", "activation", "relu", "name", "a"),
+		lay("zero_padding2d", "padding", []any{[]any{1, 1}, []any{2, 0}}),
+		lay("conv2d", "filters", 6, "kernel_size", 3, "activation", "relu", "name", "b"),
+		lay("concatenate", "inputs", []string{"a", "b"}),
+		lay("max_pooling2d", "pool_size", 2, "name", "pooled"),
+		lay("conv2d", "filters", 10, "kernel_size", 3, "padding", "same"),
+		lay("activation", "activation", "relu"),
+		lay("global_max_pooling2d", "name", "gmp"),
+		lay("global_average_pooling2d", "inputs", []string{"pooled"}, "name", "gap"),
+		lay("concatenate", "inputs", []string{"gmp", "gap"}, "axis", 1),
+		lay("dense", "units", 10, "activation", "softmax"),
+	}
 	return []parityCase{
+		{name: "merges", layers: merges, opt: enginetest.Optimizer("sgd", "momentum", 0.9)},
 		// SGD, whose update is linear in the gradient: RMSprop would scale
 		// the ~1e-7 rounding differences of tiny gradients up to lr size.
 		{name: "residual", layers: enginetest.SmallResNet(), opt: enginetest.Optimizer("sgd", "momentum", 0.9, "nesterov", true)},
 		{name: "residual/fused", layers: enginetest.SmallResNet(), opt: enginetest.Optimizer("rmsprop"), fusedBN: true},
-		{name: "activations", layers: acts, opt: enginetest.Optimizer("rmsprop")},
+		{name: "activations", layers: acts, opt: enginetest.Optimizer("rmsprop"),
+			mean: []float64{0.4914, 0.4822, 0.4465}, std: []float64{0.2470, 0.2435, 0.2616}},
 	}
 }
 
@@ -127,6 +147,9 @@ func TestKerasParity(t *testing.T) {
 	cases := []parityCase{
 		{name: "shallow/rmsprop", file: "config.yaml", opt: enginetest.Optimizer("rmsprop")},
 		{name: "shallow/adam", file: "config.yaml", opt: enginetest.Optimizer("adam")},
+		{name: "shallow/adamw+ema", file: "config.yaml", opt: enginetest.Optimizer("adamw", "weight_decay", 1.0, "use_ema", true, "ema_momentum", 0.9)},
+		{name: "deep/rmsprop+label_smoothing", file: "configs/deep.yaml", opt: enginetest.Optimizer("rmsprop"), labelSmoothing: 0.2},
+		{name: "deep/sgd+weight_decay", file: "configs/deep.yaml", opt: enginetest.Optimizer("sgd", "momentum", 0.9, "nesterov", true, "weight_decay", 0.1)},
 		{name: "deep/rmsprop", file: "configs/deep.yaml", opt: enginetest.Optimizer("rmsprop")},
 		{name: "deep/adam", file: "configs/deep.yaml", opt: enginetest.Optimizer("adam")},
 		{name: "deep/sgd", file: "configs/deep.yaml", opt: enginetest.Optimizer("sgd", "momentum", 0.9, "nesterov", true)},
@@ -168,7 +191,8 @@ func runParity(t *testing.T, tc parityCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := graph.Compile(net, graph.Options{Seed: 11, Normalize: true, Classes: 10, Optimizer: opt})
+	m, err := graph.Compile(net, graph.Options{Seed: 11, Normalize: true, Classes: 10, Optimizer: opt, LabelSmoothing: tc.labelSmoothing,
+		Mean: tc.mean, Std: tc.std})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +219,7 @@ func runParity(t *testing.T, tc parityCase) {
 	optCfg := opt.KerasConfig()
 	delete(optCfg, "amsgrad")
 	spec, _ := json.Marshal(map[string]any{
-		"classes": 10, "batches": steps, "layers": specLayers, "fused_batchnorm": tc.fusedBN,
+		"classes": 10, "batches": steps, "layers": specLayers, "fused_batchnorm": tc.fusedBN, "label_smoothing": tc.labelSmoothing, "mean": tc.mean, "std": tc.std,
 		"optimizer": map[string]any{"class": graph.OptimizerClass(opt), "config": optCfg},
 	})
 	enginetest.WriteRaw(t, filepath.Join(dir, "spec.json"), spec)
@@ -293,6 +317,12 @@ func runParity(t *testing.T, tc parityCase) {
 			func(got, want []float32) float64 { return enginetest.UpdateDiff(w0v, got, want) }, updTol)
 		if !strings.Contains(v.Name, "moving_") {
 			moved = math.Max(moved, enginetest.MaxAbsDiff(w0[v.Name].Data, want))
+		}
+	}
+	if opt.KerasConfig()["use_ema"] == true {
+		for _, v := range m.Weights {
+			avg := graph.OptimizerName(opt) + "/" + strings.ReplaceAll(v.Name, "/", "_") + "_average"
+			check(v.Name+" moving average", filepath.Join("ema", v.Name+".f32"), w3[avg].Data)
 		}
 	}
 	if moved < 1e-4 {
