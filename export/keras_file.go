@@ -119,7 +119,7 @@ func KerasWeights(m *graph.Model) (kerasfile.Weights, error) {
 	class := graph.OptimizerClass(opt)
 	oc := opt.KerasConfig()
 	num := func(k string) float64 { f, _ := oc[k].(float64); return f }
-	spec := kerasfile.OptimizerSpec{Class: class, Momentum: num("momentum"), Centered: oc["centered"] == true, AMSGrad: oc["amsgrad"] == true}
+	spec := kerasfile.OptimizerSpec{Class: class, Momentum: num("momentum"), Centered: oc["centered"] == true, AMSGrad: oc["amsgrad"] == true, UseEMA: oc["use_ema"] == true}
 	vars, err := kerasfile.OptimizerVars(spec, len(m.Weights))
 	if err != nil {
 		return kerasfile.Weights{}, err

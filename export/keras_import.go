@@ -239,21 +239,30 @@ func checkCommon(cfg map[string]any) error {
 var baseKeys = map[string]bool{"name": true, "trainable": true, "dtype": true}
 
 // argTags are the argument names a kind's struct takes (its mapstructure
-// tags), read from the struct kind.New returns.
+// tags, those of squashed embedded structs included), read from the
+// struct kind.New returns.
 func argTags(kind *graph.Kind) map[string]bool {
 	tags := map[string]bool{}
-	t := reflect.TypeOf(kind.New())
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct {
-		return tags
-	}
-	for i := range t.NumField() {
-		if tag, _, _ := strings.Cut(t.Field(i).Tag.Get("mapstructure"), ","); tag != "" && tag != "-" {
-			tags[tag] = true
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag, opts, _ := strings.Cut(f.Tag.Get("mapstructure"), ",")
+			switch {
+			case tag == "" && (f.Anonymous || strings.Contains(opts, "squash")):
+				walk(f.Type)
+			case tag != "" && tag != "-":
+				tags[tag] = true
+			}
 		}
 	}
+	walk(reflect.TypeOf(kind.New()))
 	return tags
 }
 

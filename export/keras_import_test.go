@@ -61,7 +61,19 @@ def residual():
     c = L.Flatten()(c)
     return keras.Model(i, L.Dense(10, activation="softmax")(c))
 
-for name, build, opt in [("shallow", shallow, "rmsprop"), ("deep", deep, "rmsprop"), ("bn", bn, "adam"), ("residual", residual, "sgd")]:
+def merges():
+    i = keras.Input((32, 32, 3))
+    a = L.Conv2D(8, 3, padding="same", activation="relu")(i)
+    b = L.ZeroPadding2D(((1, 1), (2, 0)))(a)
+    b = L.Conv2D(6, 3, activation="relu")(b)
+    c = L.Concatenate()([a, b])
+    p = L.MaxPooling2D()(c)
+    d = L.Conv2D(10, 3, padding="same", activation="relu")(p)
+    g = L.Concatenate(axis=1)([L.GlobalMaxPooling2D()(d), L.GlobalAveragePooling2D()(p)])
+    return keras.Model(i, L.Dense(10, activation="softmax")(g))
+
+for name, build, opt in [("shallow", shallow, "rmsprop"), ("deep", deep, "rmsprop"), ("bn", bn, "adam"), ("residual", residual, "sgd"),
+                         ("merges", merges, keras.optimizers.AdamW(use_ema=True))]:
     m = build()
     m.compile(optimizer=opt, loss="categorical_crossentropy", metrics=["accuracy"])
     m.fit(x, y, batch_size=32, epochs=1, verbose=0)
@@ -73,7 +85,7 @@ for name, build, opt in [("shallow", shallow, "rmsprop"), ("deep", deep, "rmspro
 
 // TestGoServesKerasTrainedModels: models Keras itself trained (the
 // notebook's shallow and deep nets, a BatchNormalization net, a Functional
-// residual net) predict in Go what they predict in Keras within 1e-5 on
+// residual net, a net of merges and padding) predict in Go what they predict in Keras within 1e-5 on
 // real CIFAR-10 test images, read from the .keras file (OpenKeras) and
 // from to_json + .weights.h5 (KerasNet + ReadKerasWeights).
 func TestGoServesKerasTrainedModels(t *testing.T) {
@@ -88,7 +100,7 @@ func TestGoServesKerasTrainedModels(t *testing.T) {
 	writeRaw(t, imgPath, images)
 	writeRaw(t, labPath, labels)
 	testenv.RunPython(t, pyTrainKeras, dir, imgPath, labPath, strconv.Itoa(n))
-	for _, name := range []string{"shallow", "deep", "bn", "residual"} {
+	for _, name := range []string{"shallow", "deep", "bn", "residual", "merges"} {
 		t.Run(name, func(t *testing.T) {
 			want := readF32(t, filepath.Join(dir, name+".f32"), n*10)
 			m, err := OpenKeras(filepath.Join(dir, name+".keras"), graph.Options{Normalize: true})
