@@ -263,3 +263,32 @@ func TestKerasFilesCoverEveryLayerKind(t *testing.T) {
 		}
 	}
 }
+
+// TestKerasWeightsEveryOptimizer: every registered optimizer's state maps
+// onto Keras's optimizer.variables (a run writes model.keras at its end,
+// so an optimizer kerasfile cannot lay out would fail runs there).
+func TestKerasWeightsEveryOptimizer(t *testing.T) {
+	for _, name := range graph.OptimizerNames() {
+		net, err := graph.NewNet(config.Model{Layers: enginetest.SmallResNet()}, []int{32, 32, 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := graph.NewOptimizer(enginetest.Optimizer(name, "use_ema", true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := graph.Compile(net, graph.Options{Classes: 10, Optimizer: o})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := KerasWeights(m)
+		m.Close()
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if n := len(w.Optimizer); n < 2+len(m.Weights) {
+			t.Errorf("%s with use_ema: %d optimizer variables, want at least iteration, learning_rate and an average per weight (%d)", name, n, len(m.Weights))
+		}
+	}
+}
