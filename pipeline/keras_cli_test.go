@@ -19,6 +19,7 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/export"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
+	"github.com/cifar-pipeline/cifar-pipeline/internal/testenv"
 	"github.com/cifar-pipeline/cifar-pipeline/kerasfile"
 )
 
@@ -417,4 +418,89 @@ func rawH5(t *testing.T, path, group string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// pyKerasTiny trains tinyKerasConfig's model (4 filters) in Keras for a
+// step, saves it as .keras and .weights.h5, and prints its predictions
+// on the PNG files as predict decodes them (RGB, /255), by file.
+const pyKerasTiny = `
+import sys, json, numpy as np, keras
+from PIL import Image
+from keras import layers as L
+kpath, wpath, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+keras.utils.set_random_seed(2)
+m = keras.Sequential([keras.Input((32, 32, 3)), L.Conv2D(4, 3, strides=2), L.BatchNormalization(),
+    L.Activation("relu"), L.Flatten(), L.Dense(10, activation="softmax")])
+m.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
+rng = np.random.default_rng(0)
+m.fit(rng.random((32, 32, 32, 3), dtype=np.float32), np.eye(10)[rng.integers(0, 10, 32)], epochs=2, verbose=0)
+m.save(kpath)
+m.save_weights(wpath)
+x = np.stack([np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255 for f in files])
+p = m.predict(x, verbose=0)
+print(json.dumps({"params": int(m.count_params()), "probs": {f: [float(v) for v in p[i]] for i, f in enumerate(files)}}))
+`
+
+// TestKerasTrainedFileCLI: a model Keras trained and saved is served by
+// predict -m FILE.keras with Keras's probabilities (within 1e-5), summarised
+// by summary -m with Keras's parameter count, and run --init-from starts
+// from its weights.
+func TestKerasTrainedFileCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the Python reference")
+	}
+	dir := t.TempDir()
+	files := writePNGs(t, dir, 4)
+	kpath, wpath := filepath.Join(dir, "keras.keras"), filepath.Join(dir, "keras.weights.h5")
+	var py struct {
+		Params int                  `json:"params"`
+		Probs  map[string][]float64 `json:"probs"`
+	}
+	if err := json.Unmarshal(testenv.RunPython(t, pyKerasTiny, append([]string{kpath, wpath}, files...)...), &py); err != nil {
+		t.Fatal(err)
+	}
+	got := predictJSON(t, kpath, files)
+	names := []string{"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+	for _, f := range files {
+		for i, p := range py.Probs[f] {
+			if q, ok := got[f][names[i]]; !ok || abs(q-p) > 1e-5 {
+				t.Errorf("%s %s: Go %v, Keras %v", filepath.Base(f), names[i], q, p)
+			}
+		}
+	}
+	code, sum, errs := runCLI(context.Background(), "summary", "-m", kpath)
+	if want := "Total params: " + commas(py.Params); code != 0 || !strings.Contains(sum, want) {
+		t.Errorf("summary -m: exit %d %s; lacks %q:\n%s", code, errs, want, sum)
+	}
+	cfg := writeTinyConfig(t, dir, 4, "")
+	out := filepath.Join(dir, "run")
+	if code, _, errs := runCLI(context.Background(), "run", "-c", cfg, "--init-from", kpath, "--set", "output.dir="+out,
+		"--set", "train.optimizer.learning_rate=1e-30"); code != 0 {
+		t.Fatalf("run --init-from: exit %d: %s", code, errs)
+	}
+	want, err := kerasfile.ReadWeightsH5(wpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := kerasfile.ReadWeightsH5(filepath.Join(out, "cifar10.weights.h5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"conv2d", "dense"} {
+		wl, _ := want.Layer(key)
+		al, _ := after.Layer(key)
+		for i := range wl.Vars {
+			if d := maxAbs(al.Vars[i].Data, wl.Vars[i].Data); d > 1e-6 {
+				t.Errorf("%s variable %d: run --init-from ends %g away from Keras's weights", key, i, d)
+			}
+		}
+	}
+}
+
+func commas(n int) string {
+	s := itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
