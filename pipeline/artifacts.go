@@ -180,8 +180,9 @@ func peakRSSMiB() float64 {
 }
 
 // final writes the end-of-run artifacts: final weights as a TF checkpoint
-// (cifar10.weights.index + .data-*), the Keras architecture JSON, the
-// SavedModel, the evaluation files and, last, run.json.
+// (cifar10.weights.index + .data-*), the Keras architecture JSON, the Keras
+// 3 files (model.keras, cifar10.weights.h5), the SavedModel, the
+// evaluation files and, last, run.json.
 func (a *artifacts) final(ctx context.Context, m *graph.Model, set *dataset.Set, res *Result) error {
 	if err := m.Save(a.dir.Weights()); err != nil {
 		return err
@@ -191,6 +192,12 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, set *dataset.Set,
 		return err
 	}
 	if err := atomicfile.WriteFile(a.dir.Architecture(), arch); err != nil {
+		return err
+	}
+	if err := export.KerasFile(m, a.dir.KerasModel()); err != nil {
+		return err
+	}
+	if err := export.WeightsH5(m, a.dir.KerasWeights()); err != nil {
 		return err
 	}
 	if a.cfg.Output.SavedModel {
@@ -293,7 +300,21 @@ func (a *artifacts) evaluation(net *graph.Net, set *dataset.Set, res *Result) er
 		Model: a.cfg.Name, RunDir: a.dir.Root, Created: time.Now(), DataSource: set.Source + " (" + set.Dir + ")", DataFiles: files,
 		TrainExamples: res.TrainN, ValExamples: res.ValN, TestExamples: n, ConfigYAML: string(a.cfgYAML),
 		Architecture: net.Summary(), Params: int64(res.Params), Metrics: metrics, History: h, TrainSeconds: train,
-		TFVersion: tf.Version(),
+		TFVersion: tf.Version(), Files: modelFiles(a.cfg.Output.SavedModel),
 	}
 	return report.WriteModelCard(a.dir.ModelCard(), card)
+}
+
+// modelFiles lists a run's model files for the model card, with the line a
+// notebook user types to load each.
+func modelFiles(savedModel bool) []report.CardFile {
+	files := []report.CardFile{
+		{Name: rundir.KerasModelName, Load: fmt.Sprintf("keras.models.load_model(%q)", rundir.KerasModelName)},
+		{Name: rundir.KerasWeightsName, Load: fmt.Sprintf("keras.models.model_from_json(open(%q).read()).load_weights(%q)", rundir.ArchitectureName, rundir.KerasWeightsName)},
+		{Name: rundir.WeightsName + ".{index,data-*}", Load: fmt.Sprintf("tf.train.load_checkpoint(%q)", rundir.WeightsName)},
+	}
+	if savedModel {
+		files = append(files, report.CardFile{Name: rundir.SavedModelName + "/", Load: fmt.Sprintf("tf.saved_model.load(%q)", rundir.SavedModelName)})
+	}
+	return files
 }

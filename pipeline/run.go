@@ -34,6 +34,9 @@ type Job struct {
 	Started           time.Time // process start, for time-to-first-step
 	Out               io.Writer // progress and results
 	Log               io.Writer // one-line status messages
+	// InitWeights, when set, replace the initial layer weights after the
+	// model is compiled (run --init-from), by variable name.
+	InitWeights map[string]graph.Array
 
 	// afterStep, when set (tests), runs after every training step.
 	afterStep func(m *graph.Model, epoch, step int)
@@ -243,6 +246,11 @@ func (r *jobRun) buildModel(context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if r.InitWeights != nil && r.latest == "" {
+		if err := r.model.SetWeights(r.InitWeights); err != nil {
+			return fmt.Errorf("--init-from: %w", err)
+		}
 	}
 	if r.state.Config, err = configFingerprint(cfg); err != nil {
 		return err

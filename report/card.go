@@ -58,6 +58,8 @@ type ModelCard struct {
 	Hardware  Hardware
 	// Notes are free-form remarks (deviations from the notebook, quirks).
 	Notes []string
+	// Files are the run's model files and how to load each.
+	Files []CardFile
 }
 
 // WriteModelCard writes MODEL_CARD.md for card. A zero card.Hardware is
@@ -151,6 +153,8 @@ func (c ModelCard) Markdown() string {
 			p("Total parameters: %s.\n\n", thousands(c.Params))
 		}
 	}
+
+	writeFiles(&b, c.Files)
 
 	p("## Training\n\n")
 	hw := c.Hardware
