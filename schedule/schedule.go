@@ -283,7 +283,7 @@ type CosineDecay struct {
 	DecaySteps          int64
 	Alpha               float64
 	WarmupTarget        *float64
-	Warmup        int64
+	Warmup              int64
 }
 
 // WarmupSteps is the warmup length (0 without a warmup target).
@@ -447,7 +447,7 @@ func (s PolynomialDecay) Config() any {
 type OneCycle struct {
 	InitialLearningRate float64
 	WarmupTarget        float64
-	Warmup        int64
+	Warmup              int64
 	DecaySteps          int64
 	EndLearningRate     float64
 }
