@@ -135,6 +135,10 @@ func scenarios() []scenario {
 			rows(noisy(16, decay, 0.05), []float64{0.3, 0.4, 0.5, 0.55, 0.58, 0.59, 0.595, 0.61, 0.62, 0.62, 0.61, 0.6, 0.63, 0.63, 0.63, 0.63},
 				[]float64{0.9, 0.8, 0.75, 0.69, 0.7, 0.68, 0.68, 0.6, 0.61, 0.59, 0.6, 0.5, 0.5, 0.51, 0.52, 0.53},
 				[]float64{0.3, 0.4, 0.45, 0.452, 0.454, 0.5, 0.5, 0.503, 0.51, 0.51, 0.515, 0.52, 0.52, 0.52, 0.53, 0.53})},
+		// Improvements that stay under the baseline do not reset wait, so
+		// the first flat epoch after patience epochs stops training.
+		{"baseline not reached", `{early_stopping: {monitor: accuracy, patience: 3, baseline: 0.6}}`, 0.01,
+			rows(constant(8, 1), []float64{0.3, 0.4, 0.45, 0.5, 0.5, 0.55, 0.7, 0.7}, constant(8, 1), constant(8, 0))},
 		{"min_lr floor, start_from_epoch", `{reduce_lr_on_plateau: {monitor: loss, factor: 0.1, patience: 1, min_lr: 0.0015},
 			early_stopping: {monitor: loss, mode: min, patience: 0, start_from_epoch: 6}}`, 0.01,
 			rows([]float64{1, 1, 1, 1, 1, 1, 1, 0.9, 0.8, 0.8}, constant(10, 0), constant(10, 0), constant(10, 0))},
