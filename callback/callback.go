@@ -382,6 +382,8 @@ func (c *EarlyStopping) OnEpochEnd(epoch int, logs Logs) (Action, error) {
 		}
 		return a, nil
 	}
+	// epoch > 0 is Keras's guard; it cannot fail here because the first
+	// counted epoch always improves on best = None.
 	if c.wait >= c.Patience && epoch > 0 {
 		c.stoppedEpoch = epoch
 		a.Stop = true

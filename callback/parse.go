@@ -34,7 +34,10 @@ var order = []struct {
 // Each callback takes Keras's argument names and defaults (verbose excepted);
 // an empty mapping (or null) means all defaults. hasValidation says whether
 // the run has validation data (val_* metrics). Errors are one line naming
-// the key. A nil or empty v gives an empty List.
+// the key. A nil or empty v gives an empty List. Keras refuses
+// ReduceLROnPlateau when the learning rate is a schedule (the optimiser's
+// learning_rate setter raises); the caller checks List.AdjustsLearningRate
+// against its schedule.
 func Parse(v any, hasValidation bool) (List, error) {
 	if v == nil {
 		return nil, nil

@@ -23,7 +23,14 @@ import (
 const Path = "train.optimizer.learning_rate"
 
 // Schedule maps the optimiser step (the number of updates already applied,
-// Keras's optimizer.iterations) to the learning rate used by the next update.
+// Keras's optimizer.iterations) to the learning rate used by the next update:
+// the first update uses Rate(0). Schedules hold no state; a resumed run only
+// needs its step count.
+//
+// The learning_rate Keras writes into epoch logs (ReduceLROnPlateau,
+// TensorBoard, hence history.csv) is float(optimizer.learning_rate) at epoch
+// end, i.e. Rate(updates done so far): the rate of the next update, not the
+// last one used (keras/src/callbacks/tensorboard.py, reduce_lr_on_plateau.py).
 type Schedule interface {
 	// Rate is the learning rate at step, a float32 value widened to float64.
 	Rate(step int64) float64
@@ -73,7 +80,9 @@ func Names() []string {
 
 // Parse reads the decoded YAML value of train.optimizer.learning_rate: a
 // number is a Constant (> 0); a mapping {schedule: <name>, <Keras args>...}
-// is that schedule. Every error is one line naming the key.
+// is that schedule. Every error is one line naming the key. Numbers are
+// always taken as floats (Keras would compute in int32 for a Python-int
+// initial_learning_rate such as 0).
 func Parse(v any) (Schedule, error) {
 	switch v.(type) {
 	case map[string]any, map[any]any:
