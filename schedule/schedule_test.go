@@ -112,11 +112,12 @@ func ulps(a, b float32) int64 {
 
 // TestRatesMatchKeras compares Rate at every step against Keras. The float32
 // arithmetic (+ − × ÷ floor ceil min) is IEEE-exact on both sides, so the
-// only allowed difference is in cos and pow: TensorFlow calls glibc's
+// only possible difference is in cos and pow: TensorFlow calls glibc's
 // cosf/powf (documented error up to 0.56 / 0.82 ulp), Go rounds a float64
-// result once (≤ 0.5 ulp + 2^-29). We require bit equality except where the
-// two libraries round cos/pow differently, and bound those by 1 ulp of the
-// result (the test reports how many there were).
+// result once. Where the two round cos/pow differently the result moves by
+// about 1 ulp (more only where 1 + cos cancels at the very end of a cosine
+// decay), so 1 ulp is allowed for those classes and logged; on this machine
+// every rate is bit-identical (601/601), which the log line reports.
 func TestRatesMatchKeras(t *testing.T) {
 	type pyCase struct {
 		Class  string         `json:"class"`
