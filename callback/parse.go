@@ -10,8 +10,10 @@ import (
 // Path is the config key callbacks are read from; errors name keys under it.
 const Path = "train.callbacks"
 
-// Metrics are the epoch-log keys a callback may monitor.
-var Metrics = []string{"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}
+// Metrics lists the epoch-log keys a callback may monitor.
+func Metrics() []string {
+	return []string{"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}
+}
 
 // order is the fixed order a List runs its callbacks in, with each one's
 // parser (a registry, not a switch).
@@ -92,12 +94,13 @@ func parseMonitor(p *confmap.Map, hasValidation bool) (metric string, max bool, 
 	if err != nil {
 		return "", false, err
 	}
+	metrics := Metrics()
 	known := false
-	for _, m := range Metrics {
+	for _, m := range metrics {
 		known = known || m == metric
 	}
 	if !known {
-		return "", false, fmt.Errorf("%s: unknown metric %q%s (one of %s)", p.Path("monitor"), metric, confmap.Suggest(metric, Metrics), strings.Join(Metrics, ", "))
+		return "", false, fmt.Errorf("%s: unknown metric %q%s (one of %s)", p.Path("monitor"), metric, confmap.Suggest(metric, metrics), strings.Join(metrics, ", "))
 	}
 	if strings.HasPrefix(metric, "val_") && !hasValidation {
 		return "", false, fmt.Errorf("%s: %s needs validation data, and this run has none (set data.validation, or monitor %s)", p.Path("monitor"), metric, strings.TrimPrefix(metric, "val_"))
