@@ -7,6 +7,7 @@ import (
 
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/kerasfile"
+	"github.com/cifar-pipeline/cifar-pipeline/schedule"
 )
 
 // KerasFile writes m as a Keras 3 .keras file (what model.save writes):
@@ -119,7 +120,9 @@ func KerasWeights(m *graph.Model) (kerasfile.Weights, error) {
 	class := graph.OptimizerClass(opt)
 	oc := opt.KerasConfig()
 	num := func(k string) float64 { f, _ := oc[k].(float64); return f }
-	spec := kerasfile.OptimizerSpec{Class: class, Momentum: num("momentum"), Centered: oc["centered"] == true, AMSGrad: oc["amsgrad"] == true, UseEMA: oc["use_ema"] == true}
+	_, constant := graph.Schedule(opt).(schedule.Constant)
+	spec := kerasfile.OptimizerSpec{Class: class, Momentum: num("momentum"), Centered: oc["centered"] == true, AMSGrad: oc["amsgrad"] == true,
+		UseEMA: oc["use_ema"] == true, LRSchedule: !constant}
 	vars, err := kerasfile.OptimizerVars(spec, len(m.Weights))
 	if err != nil {
 		return kerasfile.Weights{}, err
@@ -135,7 +138,11 @@ func KerasWeights(m *graph.Model) (kerasfile.Weights, error) {
 		case "iteration":
 			w.Optimizer = append(w.Optimizer, kerasfile.Tensor{Int64: []int64{it}})
 		case "learning_rate":
-			w.Optimizer = append(w.Optimizer, kerasfile.Tensor{Data: []float32{float32(opt.LearningRate())}})
+			lr, err := m.LearningRate(it)
+			if err != nil {
+				return kerasfile.Weights{}, err
+			}
+			w.Optimizer = append(w.Optimizer, kerasfile.Tensor{Data: []float32{float32(lr)}})
 		default:
 			wv := m.Weights[v.Var]
 			name := optName + "/" + strings.ReplaceAll(wv.Name, "/", "_") + "_" + v.Slot

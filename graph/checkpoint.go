@@ -104,8 +104,8 @@ func (m *Model) Restore(prefix string) error {
 		out, err := m.sess.Run(map[tf.Output]*tf.Tensor{m.ckpt.prefix: p, m.ckpt.restoreName: name}, []tf.Output{m.ckpt.restore[v.DType]}, nil)
 		if err != nil {
 			msg := FirstLine(err)
-			if strings.Contains(msg, "not found in checkpoint") && v == m.runState {
-				continue // a checkpoint from before run state: it restores as empty
+			if strings.Contains(msg, "not found in checkpoint") && (v == m.runState || v == m.lrVar) {
+				continue // a checkpoint from before these existed: they keep their initial values
 			}
 			if strings.Contains(msg, "not found in checkpoint") {
 				return fmt.Errorf("restore %s: checkpoint has no variable %s %v: it was written by a different architecture or optimiser", prefix, v.Name, v.Shape)

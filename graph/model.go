@@ -101,7 +101,10 @@ type Model struct {
 	runState  *Variable
 
 	images, labels, dropSeed tf.Output
-	lr                       tf.Output
+	// lr is the fed learning rate under a schedule; lrVar the optimizer's
+	// learning_rate variable under a constant rate.
+	lr    tf.Output
+	lrVar *Variable
 	// Training path (dropout active, batch statistics).
 	logits, loss, correct tf.Output
 	grads                 []tf.Output
@@ -381,6 +384,12 @@ func (m *Model) initialize() error {
 			t, err = tf.NewTensor(int64(0))
 		case tf.String:
 			t, err = tf.NewTensor("")
+		case tf.Float:
+			if v == m.lrVar {
+				t, err = tf.NewTensor(float32(m.opt.LearningRate()))
+				break
+			}
+			fallthrough
 		default:
 			a := Array{Shape: v.Shape, Data: make([]float32, Shape(v.Shape).Size())}
 			if v.param != nil {
@@ -509,6 +518,35 @@ func (m *Model) RunState() ([]byte, error) {
 		return nil, fmt.Errorf("read %s: %w", m.runState.Name, err)
 	}
 	return []byte(out[0].Value().(string)), nil
+}
+
+// LearningRate is the rate the optimizer applies at step (the number of
+// updates done): the schedule's, or the learning_rate variable's (which
+// SetLearningRate may have changed). It is what Keras logs as
+// learning_rate.
+func (m *Model) LearningRate(step int64) (float64, error) {
+	if m.lrVar == nil {
+		return Schedule(m.opt).Rate(step), nil
+	}
+	out, err := m.sess.Run(nil, []tf.Output{m.lrVar.read}, nil)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", m.lrVar.Name, err)
+	}
+	return float64(out[0].Value().(float32)), nil
+}
+
+// SetLearningRate sets a constant learning rate, as Keras's
+// ReduceLROnPlateau does; a model trained on a schedule refuses it.
+func (m *Model) SetLearningRate(v float64) error {
+	if m.lrVar == nil {
+		return fmt.Errorf("set learning rate: the optimizer follows a schedule")
+	}
+	t, err := tf.NewTensor(float32(v))
+	if err != nil {
+		return err
+	}
+	_, err = m.sess.Run(map[tf.Output]*tf.Tensor{m.lrVar.assignIn: t}, nil, []*tf.Operation{m.lrVar.assign})
+	return err
 }
 
 // Iterations is the optimiser's step count (Keras's optimizer.iterations).

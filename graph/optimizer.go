@@ -12,6 +12,7 @@ import (
 	"github.com/wamuir/graft/tensorflow/op"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
+	"github.com/cifar-pipeline/cifar-pipeline/schedule"
 )
 
 // An Optimizer is a Keras 3 optimizer: its arguments (decoded from the
@@ -49,6 +50,9 @@ type Base struct {
 	WeightDecay float64 `mapstructure:"weight_decay"`
 	UseEMA      bool    `mapstructure:"use_ema"`
 	EMAMomentum float64 `mapstructure:"ema_momentum"`
+
+	schedule     schedule.Schedule
+	scheduleArgs map[string]any // the config's schedule mapping, if any
 }
 
 // DefaultBase is Keras's: no weight decay, no EMA (momentum 0.99 if on).
@@ -66,6 +70,9 @@ func (b *Base) validateBase() error {
 // kerasBase adds the base arguments to an optimizer's Keras config, in
 // the form Keras's constructor takes.
 func (b *Base) kerasBase(c map[string]any) map[string]any {
+	if _, constant := b.schedule.(schedule.Constant); !constant && b.schedule != nil {
+		c["learning_rate"] = b.schedule.Config()
+	}
 	if b.WeightDecay > 0 {
 		c["weight_decay"] = b.WeightDecay
 	}
@@ -112,9 +119,27 @@ func NewOptimizer(c config.Optimizer) (Optimizer, error) {
 		return nil, config.KeyErrorf("train.optimizer.name", "%q is not one of %s%s", c.Name, strings.Join(OptimizerNames(), ", "), suggestName(c.Name, OptimizerNames()))
 	}
 	o := k.New()
-	if err := config.DecodeArgs(c.Args, o, "train.optimizer", c.Name); err != nil {
+	// learning_rate is a number or a schedule (Keras's
+	// LearningRateSchedule): the optimizer's own field takes the rate of
+	// the first step, the schedule every step's.
+	args := c.Args
+	var sched schedule.Schedule
+	if v, ok := c.Args["learning_rate"].(map[string]any); ok {
+		var err error
+		if sched, err = schedule.Parse(v); err != nil {
+			return nil, keyed(err, schedule.Path)
+		}
+		args = maps.Clone(c.Args)
+		args["learning_rate"] = sched.Rate(0)
+		o.base().scheduleArgs = v
+	}
+	if err := config.DecodeArgs(args, o, "train.optimizer", c.Name); err != nil {
 		return nil, err
 	}
+	if sched == nil {
+		sched = schedule.Constant(o.LearningRate())
+	}
+	o.base().schedule = sched
 	if err := o.Validate(); err != nil {
 		var ke *config.KeyError
 		if !asKeyError(err, &ke) {
@@ -143,7 +168,25 @@ func OptimizerArgs(o Optimizer) map[string]any {
 	if err := mapstructure.Decode(o, &m); err != nil {
 		panic(fmt.Sprintf("graph: encode optimizer args: %v", err)) // programming error
 	}
+	if s := o.base().scheduleArgs; s != nil {
+		m["learning_rate"] = s
+	}
 	return m
+}
+
+// Schedule is the optimizer's learning rate, step by step (a constant
+// unless the config gives a schedule).
+func Schedule(o Optimizer) schedule.Schedule { return o.base().schedule }
+
+// keyed turns an error of the form "dotted.key: message" into a
+// config.KeyError, so that it names the key's line; other errors are put
+// under fallback.
+func keyed(err error, fallback string) error {
+	msg := err.Error()
+	if k, rest, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(k, fallback) && !strings.Contains(k, " ") {
+		return config.KeyErrorf(k, "%s", rest)
+	}
+	return config.KeyErrorf(fallback, "%s", msg)
 }
 
 func argErr(key, format string, args ...any) error {
@@ -225,8 +268,16 @@ func (v *Variable) TrainReaders() []*tf.Operation {
 // the iteration counter, and the training step that runs them.
 func (m *Model) buildOptimizer(s *op.Scope) error {
 	u := &Updater{m: m, scope: s, vars: s, name: m.optName}
-	u.lr = op.PlaceholderWithDefault(s.SubScope("learning_rate"), op.Const(s.SubScope("Const"), float32(m.opt.LearningRate())), tf.ScalarShape())
-	m.lr = u.lr
+	if _, constant := Schedule(m.opt).(schedule.Constant); constant {
+		// Keras's optimizer variable: checkpointed, and what
+		// ReduceLROnPlateau changes (SetLearningRate).
+		m.lrVar = m.newVariable(s, m.optName+"/learning_rate", nil, tf.Float)
+		u.lr = m.lrVar.read
+	} else {
+		// A schedule: the step's rate, fed by TrainStep.
+		m.lr = op.Placeholder(s.SubScope("learning_rate"), tf.Float, op.PlaceholderShape(tf.ScalarShape()))
+		u.lr = m.lr
+	}
 	b := m.opt.base()
 	var applies []*tf.Operation
 	for i, w := range m.Weights {
