@@ -276,8 +276,14 @@ func (p Params) cropFlip(dst, src []uint8, h, w, c int, d *Draw) {
 				x = hi - 1
 				continue
 			}
+			sx := cols[x]
+			if sx >= 0 && c == 3 { // RGB: three stores beat a memmove call
+				o := x * 3
+				out[o], out[o+1], out[o+2] = in[sx], in[sx+1], in[sx+2]
+				continue
+			}
 			o := out[x*c : x*c+c]
-			if sx := cols[x]; sx >= 0 {
+			if sx >= 0 {
 				copy(o, in[sx:sx+c])
 			} else {
 				for k := range o {
