@@ -3,6 +3,7 @@ package augment
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 )
 
 // The modern CIFAR-10 training augmentations (random crop after padding,
@@ -119,6 +120,26 @@ type Draw struct {
 // modern reports whether any modern op is on.
 func (p Params) modern() bool {
 	return p.Crop.Padding > 0 || p.Flip != FlipNone || (p.Cutout.Size > 0 && p.Cutout.Count > 0)
+}
+
+// ModernSummary describes the modern ops that are on, for logs ("crop 4
+// reflect, flip alternate, cutout 1×8 fill 0"), or "" when none is.
+func (p Params) ModernSummary() string {
+	var parts []string
+	if p.Crop.Padding > 0 {
+		s := fmt.Sprintf("crop %d %v", p.Crop.Padding, p.Crop.Mode)
+		if p.Crop.Mode == PadConstant {
+			s += fmt.Sprintf(" fill %d", p.Crop.Value)
+		}
+		parts = append(parts, s)
+	}
+	if p.Flip != FlipNone {
+		parts = append(parts, "flip "+p.Flip.String())
+	}
+	if p.Cutout.Size > 0 && p.Cutout.Count > 0 {
+		parts = append(parts, fmt.Sprintf("cutout %d×%d fill %d", p.Cutout.Count, p.Cutout.Size, p.Cutout.Value))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // validateModern checks the modern ops; errors name the config key.

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/cifar-pipeline/cifar-pipeline/config"
 )
 
 // modernAll is the modern recipe the tests and the benchmark use: He et
@@ -368,5 +370,47 @@ func BenchmarkModern(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "images/s")
 		})
+	}
+}
+
+// TestModernFromConfig: the config's crop, flip and cutout keys map onto
+// Params, show in ModernSummary and make Identity false; the defaults are
+// all off.
+func TestModernFromConfig(t *testing.T) {
+	a := config.Default().Augment
+	p, err := FromConfig(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.modern() || p.ModernSummary() != "" || !p.Identity() {
+		t.Fatalf("defaults turn a modern op on: %+v", p)
+	}
+	a.Crop = config.Crop{Padding: 4, Mode: "constant", Value: 128}
+	a.Flip = "alternate"
+	a.Cutout = config.Cutout{Size: 8, Count: 2, Value: 7}
+	if p, err = FromConfig(a); err != nil {
+		t.Fatal(err)
+	}
+	if p.Crop != (Crop{Padding: 4, Mode: PadConstant, Value: 128}) || p.Flip != FlipAlternate || p.Cutout != (Cutout{Size: 8, Count: 2, Value: 7}) || p.Identity() {
+		t.Fatalf("FromConfig: %+v", p)
+	}
+	if s := p.ModernSummary(); s != "crop 4 constant fill 128, flip alternate, cutout 2×8 fill 7" {
+		t.Fatalf("ModernSummary = %q", s)
+	}
+	for _, bad := range []struct {
+		mut func(*config.Augment)
+		key string
+	}{
+		{func(a *config.Augment) { a.Crop.Mode = "edge" }, "augment.crop.mode"},
+		{func(a *config.Augment) { a.Flip = "both" }, "augment.flip"},
+		{func(a *config.Augment) { a.Crop.Value = 300 }, "augment.crop.value"},
+		{func(a *config.Augment) { a.Cutout.Value = -1 }, "augment.cutout.value"},
+		{func(a *config.Augment) { a.Cutout.Count = -1 }, "augment.cutout.count"},
+	} {
+		b := config.Default().Augment
+		bad.mut(&b)
+		if _, err := FromConfig(b); err == nil || !strings.HasPrefix(err.Error(), bad.key) {
+			t.Errorf("%s: err %v", bad.key, err)
+		}
 	}
 }
