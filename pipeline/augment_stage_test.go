@@ -12,7 +12,6 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 )
 
-
 // TestAugmentStageModernOps: with augment.flip alternate the training data
 // built from the config shows every image once each way over epochs 0 and
 // 1 (whatever the shuffled order), logs the modern ops, and a run resumed
