@@ -19,9 +19,15 @@ type PadMode int
 const (
 	// PadReflect is numpy's np.pad(mode="reflect") and TF's tf.pad
 	// "REFLECT": mirrored about the edge pixel, which is not repeated
-	// (d c b | a b c d | c b a). Padding must be below the image size.
+	// (d c b | a b c d | c b a). Padding must be below the image size. The
+	// default: the fast CIFAR-10 recipes pad this way (Page's DAWNBench
+	// ResNet-9, davidcpage/cifar10-fast utils.py pad: np.pad(...,
+	// mode='reflect'), border 4; airbench94.py: F.pad(..., 'reflect'),
+	// translate 2).
 	PadReflect PadMode = iota
-	// PadConstant fills the padding with Crop.Value (np.pad "constant").
+	// PadConstant fills the padding with Crop.Value (np.pad "constant"),
+	// as torchvision's RandomCrop(32, padding=4) in He et al.'s ResNet
+	// recipe and DeVries & Taylor's train.py (fill 0).
 	PadConstant
 )
 
@@ -56,8 +62,9 @@ const (
 	// image and epoch.
 	FlipRandom
 	// FlipAlternate is airbench's derandomised flip (Jordan 2024,
-	// airbench94.py: CifarLoader pre-flips every image once with
-	// batch_flip_lr, p = 0.5, then flips the whole set on odd epochs): image
+	// github.com/KellerJordan/cifar10-airbench airbench94.py: CifarLoader's
+	// __iter__ pre-flips every image once in epoch 0 with batch_flip_lr,
+	// p = 0.5, then flips the whole set on odd epochs): image
 	// i is flipped in epoch e iff phase(i) XOR (e odd), phase(i) a fair coin
 	// fixed by the seed. Any two consecutive epochs show every image once
 	// each way.
@@ -98,9 +105,12 @@ type Crop struct {
 // uniform random pixel (cy, cx) and clipped at the borders: rows
 // [cy − Size/2, cy − Size/2 + Size) ∩ [0, H), columns likewise. This is
 // DeVries & Taylor 2017's cutout (github.com/uoguelph-mlrg/Cutout,
-// util/cutout.py: y1 = clip(y − length//2), y2 = clip(y + length//2)) for
-// even sizes; for odd sizes theirs is one pixel short, this one is Size
-// wide. Size 0 or Count 0 means no cutout.
+// util/cutout.py as released: y1 = clip(y − length//2, 0, h),
+// y2 = clip(y + length//2, 0, h); their first commit, 02f333a, lacked the
+// //2) for even sizes; for odd sizes theirs is one pixel short, this one
+// is Size wide. Their CIFAR-10 run used one hole of length 16 after
+// RandomCrop(32, padding=4) and a flip (train.py), applied after Normalize,
+// so their fill is the mean colour. Size 0 or Count 0 means no cutout.
 type Cutout struct {
 	Size, Count int
 	Value       uint8

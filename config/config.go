@@ -179,7 +179,8 @@ type Cutout struct {
 	Count int `mapstructure:"count" yaml:"count"`
 	// Value is the fill, 0..255. DeVries & Taylor zero the image after
 	// mean/std normalisation, i.e. fill with the mean colour; here the
-	// pixels are raw uint8, so 0 is black and ~120 is CIFAR-10's mean grey.
+	// pixels are raw uint8, so 0 is black; CIFAR-10's mean is about
+	// (125, 123, 114).
 	Value int `mapstructure:"value" yaml:"value"`
 }
 
