@@ -13,6 +13,7 @@ import (
 	tf "github.com/wamuir/graft/tensorflow"
 	"gopkg.in/yaml.v3"
 
+	"github.com/cifar-pipeline/cifar-pipeline/augment"
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
@@ -196,6 +197,10 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		if data, err = augmentedData(ctx, cfg, fit, j.Log); err != nil {
 			return nil, err
 		}
+	} else if p, err := augment.FromConfig(cfg.Augment); err == nil && !p.Identity() {
+		// augment.enabled gates the whole section; say so rather than
+		// silently training on the plain images.
+		fmt.Fprintln(j.Log, "augment: transforms are set but augment.enabled is false; training without augmentation")
 	}
 
 	res.TrainN, res.ValN = fit.Len(), lenOf(val)
