@@ -99,6 +99,7 @@ func TestBadConfigs(t *testing.T) {
 		{"two flips", "augment: {flip: random, horizontal_flip: true}\n", nil, []string{"augment.flip", "horizontal_flip", "twice"}},
 		{"negative cutout size", "augment: {cutout: {size: -8}}\n", nil, []string{"augment.cutout.size", "-8"}},
 		{"negative cutout count", "augment: {cutout: {size: 8, count: -1}}\n", nil, []string{"augment.cutout.count", "-1"}},
+		{"cutout count without size", "augment: {cutout: {count: 2}}\n", nil, []string{"augment.cutout.size", "count 2"}},
 		{"cutout value not a pixel", "augment: {cutout: {size: 8, value: -3}}\n", nil, []string{"augment.cutout.value", "-3"}},
 		{"bad --set crop mode", "", []string{"augment.crop.mode=wrap"}, []string{"augment.crop.mode", "wrap"}},
 		{"unknown --set key", "", []string{"train.epoch=3"}, []string{"--set train.epoch", "did you mean train.epochs"}},

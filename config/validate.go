@@ -80,6 +80,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("augment.flip: %q with augment.horizontal_flip true would flip twice; set one of them", a.Flip)
 	case a.Cutout.Size < 0:
 		return fmt.Errorf("augment.cutout.size: %d must be > 0 (or 0 for no cutout)", a.Cutout.Size)
+	case a.Cutout.Size == 0 && a.Cutout.Count > 1:
+		return fmt.Errorf("augment.cutout.size: 0 with count %d erases nothing; set size > 0 (DeVries & Taylor: 16 for CIFAR-10)", a.Cutout.Count)
 	case a.Cutout.Count < 0:
 		return fmt.Errorf("augment.cutout.count: %d must be >= 0", a.Cutout.Count)
 	case a.Cutout.Value < 0 || a.Cutout.Value > 255:
