@@ -226,8 +226,9 @@ func (p Params) DrawAt(seed int64, epoch, index, h, w int) Draw {
 }
 
 // ApplyModern writes into dst the h×w×c image src cropped, flipped and cut
-// out as d says. dst and src must not overlap; len(dst) = len(src) =
-// h·w·c.
+// out as d says (d's offsets in [0, 2·Padding], centres inside the image,
+// as DrawAt makes them). dst and src must not overlap; len(dst) = len(src)
+// = h·w·c.
 func (p Params) ApplyModern(dst, src []uint8, h, w, c int, d *Draw) {
 	p.cropFlip(dst, src, h, w, c, d)
 	p.cutout(dst, h, w, c, d)
