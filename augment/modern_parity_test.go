@@ -11,12 +11,14 @@ import (
 )
 
 // numpyCropScript applies, per row, numpy's np.pad (mode "reflect" or
-// "constant") and the crop window, the flip as x[:, ::-1], and DeVries &
+// "constant"; checked equal to TensorFlow's tf.pad "REFLECT"/"CONSTANT")
+// and the crop window, the flip as x[:, ::-1], and DeVries &
 // Taylor's cutout exactly as their util/cutout.py clips it
 // (y1 = clip(y − L//2, 0, h), y2 = clip(y + L//2, 0, h)), writing uint8.
 const numpyCropScript = `
 import json, sys
 import numpy as np
+import tensorflow as tf
 imgs_path, rows_path, out_path, n, h, w, c = sys.argv[1:8]
 n, h, w, c = int(n), int(h), int(w), int(c)
 imgs = np.fromfile(imgs_path, dtype=np.uint8).reshape(n, h, w, c)
@@ -27,8 +29,12 @@ for r, row in enumerate(rows):
     x = imgs[row["image"]]
     if row["mode"] == "reflect":
         x = np.pad(x, ((p, p), (p, p), (0, 0)), mode="reflect")
+        t = tf.pad(imgs[row["image"]], [[p, p], [p, p], [0, 0]], mode="REFLECT").numpy()
     else:
         x = np.pad(x, ((p, p), (p, p), (0, 0)), mode="constant", constant_values=row["value"])
+        t = tf.pad(imgs[row["image"]], [[p, p], [p, p], [0, 0]], mode="CONSTANT", constant_values=row["value"]).numpy()
+    if not np.array_equal(x, t):
+        sys.exit("row %d: np.pad and tf.pad differ" % r)
     x = x[row["cy"]:row["cy"] + h, row["cx"]:row["cx"] + w].copy()
     if row["flip"]:
         x = x[:, ::-1].copy()
@@ -43,7 +49,8 @@ out.tofile(out_path)
 
 // TestModernNumpyParity crosses the crop (reflect and constant padding,
 // every padding from 1 to 31 and the extreme windows), the flip and the
-// cutout against numpy on real CIFAR-10 images, byte for byte.
+// cutout against numpy on real CIFAR-10 images, byte for byte; the script
+// also checks that TensorFlow's tf.pad pads exactly as np.pad does.
 func TestModernNumpyParity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("numpy parity runs Python; skipped in -short mode")
@@ -110,5 +117,5 @@ func TestModernNumpyParity(t *testing.T) {
 			t.Fatalf("row %d %+v: Go differs from numpy", r, rows[r])
 		}
 	}
-	t.Logf("%d crop/flip/cutout rows equal to numpy's np.pad byte for byte", len(rows))
+	t.Logf("%d crop/flip/cutout rows equal to numpy (np.pad = tf.pad) byte for byte", len(rows))
 }
