@@ -122,8 +122,13 @@ type Optimizer struct {
 	Args map[string]any `mapstructure:",remain" yaml:",inline"`
 }
 
-// Augment mirrors Keras's ImageDataGenerator arguments plus the stream that
-// feeds training.
+// Augment mirrors Keras's ImageDataGenerator arguments, adds the modern
+// CIFAR-10 training augmentations (Crop, Flip, Cutout), and sizes the stream
+// that feeds training. Enabled gates the whole section: when false no
+// augmentation of either family runs, whatever the other keys say. When
+// both families are set they compose, per image in this order: the
+// ImageDataGenerator warp and point ops, then crop, flip, cutout; the one
+// combination rejected is Flip with HorizontalFlip (two flips).
 type Augment struct {
 	Enabled          bool    `mapstructure:"enabled" yaml:"enabled"`
 	RotationRange    float64 `mapstructure:"rotation_range" yaml:"rotation_range"`
@@ -139,6 +144,15 @@ type Augment struct {
 	VerticalFlip      bool      `mapstructure:"vertical_flip" yaml:"vertical_flip"`
 	FillMode          string    `mapstructure:"fill_mode" yaml:"fill_mode"`
 	Cval              float64   `mapstructure:"cval" yaml:"cval"`
+	// Crop is the random crop after padding (padding 0 = none).
+	Crop Crop `mapstructure:"crop" yaml:"crop"`
+	// Flip is the modern horizontal flip: "none", "random" (p = 0.5 per
+	// image and epoch) or "alternate" (airbench's derandomised flip: each
+	// image flipped on every other epoch, with a per-image random phase).
+	// HorizontalFlip is ImageDataGenerator's and stays separate.
+	Flip string `mapstructure:"flip" yaml:"flip"`
+	// Cutout erases squares (DeVries & Taylor 2017; size 0 = none).
+	Cutout Cutout `mapstructure:"cutout" yaml:"cutout"`
 	// Workers producing augmented batches (0 = cores not used by TF).
 	Workers int `mapstructure:"workers" yaml:"workers"`
 	// QueueBatches bounds how many batches are prepared ahead.
@@ -148,6 +162,37 @@ type Augment struct {
 	Materialize int `mapstructure:"materialize" yaml:"materialize"`
 	// Preview writes preview JPEGs and a contact sheet.
 	Preview Preview `mapstructure:"preview" yaml:"preview"`
+}
+
+// Crop pads each side of an image by Padding pixels and takes a random
+// window of the original size, offsets uniform over [0, 2·Padding] on each
+// axis (He et al. 2016's "4 pixels padded on each side").
+type Crop struct {
+	// Padding per side in pixels; 0 turns the crop off; must be below the
+	// image height and width (reflect needs it, numpy and TF alike).
+	Padding int `mapstructure:"padding" yaml:"padding"`
+	// Mode is "reflect" (numpy/TF REFLECT, edge pixel not repeated:
+	// d c b | a b c d | c b a; the default, as in the fast recipes: Page's
+	// ResNet-9 DAWNBench code and airbench pad with reflect) or "constant"
+	// (Value everywhere outside; torchvision RandomCrop(32, padding=4)).
+	Mode string `mapstructure:"mode" yaml:"mode"`
+	// Value is the constant mode's fill, 0..255.
+	Value int `mapstructure:"value" yaml:"value"`
+}
+
+// Cutout fills Count squares of side Size, each centred at a uniform random
+// pixel and clipped at the borders (DeVries & Taylor 2017, "Improved
+// Regularization of Convolutional Neural Networks with Cutout").
+type Cutout struct {
+	// Size is the square's side in pixels; 0 turns cutout off.
+	Size int `mapstructure:"size" yaml:"size"`
+	// Count is how many squares per image (they may overlap); 0 = none.
+	Count int `mapstructure:"count" yaml:"count"`
+	// Value is the fill, 0..255. DeVries & Taylor zero the image after
+	// mean/std normalisation, i.e. fill with the mean colour; here the
+	// pixels are raw uint8, so 0 is black; CIFAR-10's mean is about
+	// (125, 123, 114).
+	Value int `mapstructure:"value" yaml:"value"`
 }
 
 // Preview sizes the augmentation preview.
@@ -219,6 +264,9 @@ func Default() Config {
 		},
 		Augment: Augment{
 			FillMode:     "nearest",
+			Crop:         Crop{Mode: "reflect"},
+			Flip:         "none",
+			Cutout:       Cutout{Count: 1},
 			QueueBatches: 8,
 			Preview:      Preview{Images: 10, PerImage: 5, Prefix: "cifar"},
 		},

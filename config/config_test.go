@@ -131,6 +131,21 @@ func TestBadConfigs(t *testing.T) {
 		{"split out of range", "data: {validation_split: 1.5}\n", nil, []string{"data.validation_split"}},
 		{"layer without type", "model: {layers: [{units: 3}]}\n", nil, []string{"c.yaml:1", "model.layers[0].type", "missing"}},
 		{"bad fill mode", "augment: {fill_mode: mirror}\n", nil, []string{"augment.fill_mode"}},
+		{"negative crop padding", "augment: {crop: {padding: -1}}\n", nil, []string{"augment.crop.padding", "-1"}},
+		{"crop padding = image size", "augment: {crop: {padding: 32}}\n", nil, []string{"augment.crop.padding", "32", "below the image size"}},
+		{"crop padding > non-square side", "data: {image_shape: [32, 8, 3]}\naugment: {crop: {padding: 8}}\n", nil, []string{"augment.crop.padding", "32x8"}},
+		{"unknown crop mode", "augment: {crop: {padding: 4, mode: symmetric}}\n", nil, []string{"augment.crop.mode", "symmetric", "reflect, constant"}},
+		{"crop value not a pixel", "augment: {crop: {padding: 4, mode: constant, value: 256}}\n", nil, []string{"augment.crop.value", "256"}},
+		{"crop value fractional", "augment: {crop: {value: 0.5}}\n", nil, []string{"augment.crop.value", "whole number"}},
+		{"misspelled crop key", "augment: {crop: {paddin: 4}}\n", nil, []string{"augment.crop.paddin", "did you mean augment.crop.padding"}},
+		{"unknown flip", "augment: {flip: alternating}\n", nil, []string{"augment.flip", "alternating", "none, random, alternate"}},
+		{"flip as bool", "augment: {flip: true}\n", nil, []string{"augment.flip"}},
+		{"two flips", "augment: {flip: random, horizontal_flip: true}\n", nil, []string{"augment.flip", "horizontal_flip", "twice"}},
+		{"negative cutout size", "augment: {cutout: {size: -8}}\n", nil, []string{"augment.cutout.size", "-8"}},
+		{"negative cutout count", "augment: {cutout: {size: 8, count: -1}}\n", nil, []string{"augment.cutout.count", "-1"}},
+		{"cutout count without size", "augment: {cutout: {count: 2}}\n", nil, []string{"augment.cutout.size", "count 2"}},
+		{"cutout value not a pixel", "augment: {cutout: {size: 8, value: -3}}\n", nil, []string{"augment.cutout.value", "-3"}},
+		{"bad --set crop mode", "", []string{"augment.crop.mode=wrap"}, []string{"augment.crop.mode", "wrap"}},
 		{"unknown --set key", "", []string{"train.epoch=3"}, []string{"--set train.epoch", "did you mean train.epochs"}},
 		{"truncated --set key", "", []string{"augment.rotation=3"}, []string{"--set augment.rotation", "did you mean augment.rotation_range"}},
 		{"malformed --set", "", []string{"train.epochs"}, []string{"key=value"}},
@@ -164,6 +179,26 @@ func TestBadConfigs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestModernAugmentKeys: the crop, flip and cutout keys load from YAML and
+// --set, with their defaults (all off, reflect mode) when absent.
+func TestModernAugmentKeys(t *testing.T) {
+	cfg, err := Load(writeConfig(t, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Augment; a.Crop != (Crop{Mode: "reflect"}) || a.Flip != "none" || a.Cutout != (Cutout{Count: 1}) {
+		t.Fatalf("defaults: crop %+v flip %q cutout %+v", a.Crop, a.Flip, a.Cutout)
+	}
+	cfg, err = Load(writeConfig(t, "augment:\n  enabled: true\n  crop: {padding: 4, mode: constant, value: 128}\n  flip: alternate\n  cutout: {size: 8, count: 2, value: 7}\n"),
+		[]string{"augment.cutout.size=12"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Augment; a.Crop != (Crop{Padding: 4, Mode: "constant", Value: 128}) || a.Flip != "alternate" || a.Cutout != (Cutout{Size: 12, Count: 2, Value: 7}) {
+		t.Fatalf("loaded: crop %+v flip %q cutout %+v", a.Crop, a.Flip, a.Cutout)
 	}
 }
 

@@ -112,6 +112,26 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("augment.brightness_range: %v must be [lower, upper]", a.BrightnessRange)
 	case !slices.Contains([]string{"nearest", "constant", "reflect", "wrap"}, a.FillMode):
 		return fmt.Errorf("augment.fill_mode: %q is not one of nearest, constant, reflect, wrap", a.FillMode)
+	case a.Crop.Padding < 0:
+		return fmt.Errorf("augment.crop.padding: %d must be >= 0 (0 = no crop)", a.Crop.Padding)
+	case a.Crop.Padding > 0 && len(d.ImageShape) == 3 && a.Crop.Padding >= min(d.ImageShape[0], d.ImageShape[1]):
+		return fmt.Errorf("augment.crop.padding: %d must be below the image size %dx%d (reflect padding needs it)", a.Crop.Padding, d.ImageShape[0], d.ImageShape[1])
+	case !slices.Contains([]string{"reflect", "constant"}, a.Crop.Mode):
+		return fmt.Errorf("augment.crop.mode: %q is not one of reflect, constant", a.Crop.Mode)
+	case a.Crop.Value < 0 || a.Crop.Value > 255:
+		return fmt.Errorf("augment.crop.value: %d must be a pixel value in 0..255", a.Crop.Value)
+	case !slices.Contains([]string{"none", "random", "alternate"}, a.Flip):
+		return fmt.Errorf("augment.flip: %q is not one of none, random, alternate", a.Flip)
+	case a.Flip != "none" && a.HorizontalFlip:
+		return fmt.Errorf("augment.flip: %q with augment.horizontal_flip true would flip twice; set one of them", a.Flip)
+	case a.Cutout.Size < 0:
+		return fmt.Errorf("augment.cutout.size: %d must be > 0 (or 0 for no cutout)", a.Cutout.Size)
+	case a.Cutout.Size == 0 && a.Cutout.Count > 1:
+		return fmt.Errorf("augment.cutout.size: 0 with count %d erases nothing; set size > 0 (DeVries & Taylor: 16 for CIFAR-10)", a.Cutout.Count)
+	case a.Cutout.Count < 0:
+		return fmt.Errorf("augment.cutout.count: %d must be >= 0", a.Cutout.Count)
+	case a.Cutout.Value < 0 || a.Cutout.Value > 255:
+		return fmt.Errorf("augment.cutout.value: %d must be a pixel value in 0..255", a.Cutout.Value)
 	case a.Workers < 0:
 		return fmt.Errorf("augment.workers: %d must be >= 0", a.Workers)
 	case a.QueueBatches < 1 || a.QueueBatches > MaxQueueBatches:

@@ -14,6 +14,7 @@ import (
 	tf "github.com/wamuir/graft/tensorflow"
 	"gopkg.in/yaml.v3"
 
+	"github.com/cifar-pipeline/cifar-pipeline/augment"
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
@@ -424,6 +425,10 @@ func (r *jobRun) train(ctx context.Context) error {
 		if data, err = augmentedData(ctx, cfg, r.fit, r.Log); err != nil {
 			return err
 		}
+	} else if p, err := augment.FromConfig(cfg.Augment); err == nil && !p.Identity() {
+		// augment.enabled gates the whole section; say so rather than
+		// silently training on the plain images.
+		fmt.Fprintln(r.Log, "augment: transforms are set but augment.enabled is false; training without augmentation")
 	}
 	if err := r.finishEpoch(ctx, valArrays, train.StepsPerEpoch(data.Len(), cfg.Train.BatchSize, cfg.Train.StepsPerEpoch)); err != nil {
 		return err
