@@ -99,6 +99,10 @@ type Train struct {
 	Epochs    int    `mapstructure:"epochs" yaml:"epochs"`
 	Shuffle   bool   `mapstructure:"shuffle" yaml:"shuffle"`
 	Loss      string `mapstructure:"loss" yaml:"loss"`
+	// Callbacks are Keras callback equivalents (package callback):
+	// reduce_lr_on_plateau, early_stopping, best_checkpoint,
+	// terminate_on_nan, each a mapping of Keras's arguments.
+	Callbacks map[string]any `mapstructure:"callbacks" yaml:"callbacks,omitempty"`
 	// LabelSmoothing is categorical_crossentropy's label_smoothing (Keras):
 	// targets onehot·(1−ls) + ls/classes. 0 is off.
 	LabelSmoothing float64 `mapstructure:"label_smoothing" yaml:"label_smoothing"`

@@ -158,10 +158,13 @@ func knownKeys(t reflect.Type, prefix string) map[string]reflect.Type {
 }
 
 // openKey reports whether a --set key lies in a section whose keys the
-// engine checks (the optimiser's arguments).
+// engine checks (the optimiser's arguments, its schedule, the callbacks).
 func openKey(k string) bool {
+	if rest, ok := strings.CutPrefix(k, "train.callbacks."); ok && rest != "" {
+		return true // checked by package callback
+	}
 	rest, ok := strings.CutPrefix(k, "train.optimizer.")
-	return ok && rest != "" && !strings.Contains(rest, ".")
+	return ok && rest != "" && (!strings.Contains(rest, ".") || strings.HasPrefix(rest, "learning_rate."))
 }
 
 // checkKeys walks the YAML document and reports the first key the Config

@@ -87,7 +87,17 @@ func FirstLine(err error) string {
 // Restore loads every variable of the model from the checkpoint at prefix.
 // A checkpoint of a different architecture fails with the first variable
 // that is missing or has another shape, before anything is assigned.
-func (m *Model) Restore(prefix string) error {
+func (m *Model) Restore(prefix string) error { return m.restore(prefix, m.State) }
+
+// RestoreWeights loads only the layers' variables (weights and their
+// state, such as moving statistics) from the checkpoint at prefix, leaving
+// the optimizer and the counters as they are: Keras's
+// restore_best_weights.
+func (m *Model) RestoreWeights(prefix string) error {
+	return m.restore(prefix, append(append([]*Variable(nil), m.Weights...), m.NonTrainable...))
+}
+
+func (m *Model) restore(prefix string, vars []*Variable) error {
 	if _, err := os.Stat(prefix + ".index"); err != nil {
 		return fmt.Errorf("restore %s: no checkpoint there (%s.index missing)", prefix, prefix)
 	}
@@ -95,8 +105,8 @@ func (m *Model) Restore(prefix string) error {
 	if err != nil {
 		return err
 	}
-	values := make([]*tf.Tensor, len(m.State))
-	for i, v := range m.State {
+	values := make([]*tf.Tensor, len(vars))
+	for i, v := range vars {
 		name, err := tf.NewTensor([]string{v.Name})
 		if err != nil {
 			return err
@@ -121,7 +131,7 @@ func (m *Model) Restore(prefix string) error {
 		}
 		values[i] = out[0]
 	}
-	for i, v := range m.State {
+	for i, v := range vars {
 		if values[i] == nil {
 			continue
 		}

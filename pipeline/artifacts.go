@@ -45,6 +45,9 @@ func reportHistory(h []train.EpochLogs, lr float64) report.History {
 	for i, e := range h {
 		out[i] = report.Epoch{Epoch: e.Epoch - 1, Loss: f(e.Loss), Accuracy: f(e.Accuracy), ValLoss: f(e.ValLoss),
 			ValAccuracy: f(e.ValAccuracy), HasVal: e.HasVal, Seconds: e.Seconds, LearningRate: lr}
+		if e.LearningRate > 0 { // the rate the fit loop logged (a schedule's, or after ReduceLROnPlateau)
+			out[i].LearningRate = f(e.LearningRate)
+		}
 		if e.Seconds > 0 {
 			out[i].ImagesPerSec = float64(e.Images) / e.Seconds
 		}
@@ -128,7 +131,10 @@ type runSummary struct {
 	Name string `json:"name"`
 	// Status is completed, diverged or interrupted; only a completed run
 	// has test figures.
-	Status             string            `json:"status"`
+	Status string `json:"status"`
+	// Weights says which weights the final artifacts hold: last, or best
+	// (epoch N) after early_stopping's restore_best_weights.
+	Weights            string            `json:"weights"`
 	Params             int               `json:"params"`
 	TensorFlow         string            `json:"tensorflow"`
 	Device             string            `json:"device"`
@@ -220,7 +226,7 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, set *dataset.Set,
 func (a *artifacts) summary(m *graph.Model, set *dataset.Set, res *Result, status string) error {
 	ips, secs := trainingThroughput(res.History)
 	s := runSummary{
-		Name: a.cfg.Name, Status: status, Params: res.Params, TensorFlow: tf.Version(), Device: m.Device(),
+		Name: a.cfg.Name, Status: status, Weights: res.weights(), Params: res.Params, TensorFlow: tf.Version(), Device: m.Device(),
 		Epochs: res.History, MedianEpochSeconds: secs, ImagesPerSecond: ips,
 		TestLoss: res.TestLoss, TestAccuracy: res.TestAcc, PeakRSSMiB: peakRSSMiB(), Seconds: time.Since(res.Started).Seconds(),
 	}
@@ -300,7 +306,7 @@ func (a *artifacts) evaluation(net *graph.Net, set *dataset.Set, res *Result) er
 		Model: a.cfg.Name, RunDir: a.dir.Root, Created: time.Now(), DataSource: set.Source + " (" + set.Dir + ")", DataFiles: files,
 		TrainExamples: res.TrainN, ValExamples: res.ValN, TestExamples: n, ConfigYAML: string(a.cfgYAML),
 		Architecture: net.Summary(), Params: int64(res.Params), Metrics: metrics, History: h, TrainSeconds: train,
-		TFVersion: tf.Version(), Files: modelFiles(a.cfg.Output.SavedModel),
+		TFVersion: tf.Version(), Files: modelFiles(a.cfg.Output.SavedModel), Weights: res.weights(),
 	}
 	return report.WriteModelCard(a.dir.ModelCard(), card)
 }
@@ -317,4 +323,12 @@ func modelFiles(savedModel bool) []report.CardFile {
 		files = append(files, report.CardFile{Name: rundir.SavedModelName + "/", Load: fmt.Sprintf("tf.saved_model.load(%q)", rundir.SavedModelName)})
 	}
 	return files
+}
+
+// weights says which weights the final artifacts hold.
+func (r *Result) weights() string {
+	if r.Weights == "" {
+		return "last"
+	}
+	return r.Weights
 }

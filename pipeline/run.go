@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -15,12 +16,14 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cifar-pipeline/cifar-pipeline/augment"
+	"github.com/cifar-pipeline/cifar-pipeline/callback"
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 	"github.com/cifar-pipeline/cifar-pipeline/report"
 	"github.com/cifar-pipeline/cifar-pipeline/rundir"
+	"github.com/cifar-pipeline/cifar-pipeline/schedule"
 	"github.com/cifar-pipeline/cifar-pipeline/train"
 )
 
@@ -51,6 +54,9 @@ type Result struct {
 	// TestAccTTA is the test accuracy with flip test-time augmentation
 	// (evaluate.tta), nil when not measured.
 	TestAccTTA *float64
+	// Weights says which weights the final artifacts hold: "last", or
+	// "best (epoch N)" after early_stopping's restore_best_weights.
+	Weights string
 	// TestProbs is the model output on the test set (n×classes).
 	TestProbs []float32
 	Params    int
@@ -97,11 +103,12 @@ type jobRun struct {
 	ckpts train.CheckpointManager
 	avail float64 // bytes of memory the run may use (+Inf: unknown)
 
-	latest string    // checkpoint to resume from
-	prev   *runState // its run state
-	net    *graph.Net
-	opt    graph.Optimizer
-	model  *graph.Model
+	latest    string    // checkpoint to resume from
+	prev      *runState // its run state
+	net       *graph.Net
+	opt       graph.Optimizer
+	callbacks callback.List
+	model     *graph.Model
 
 	set      *dataset.Set
 	fit, val *dataset.Split
@@ -238,7 +245,7 @@ func (r *jobRun) buildModel(context.Context) error {
 		return fmt.Errorf("config %s: %w", r.ConfigPath, err)
 	}
 	r.cfg, cfg = sp.cfg, sp.cfg
-	r.net, r.opt = sp.net, sp.opt
+	r.net, r.opt, r.callbacks = sp.net, sp.opt, sp.callbacks
 	r.res.Params, _, _ = sp.net.ParamCount()
 	r.model, err = graph.Compile(sp.net, graph.Options{
 		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Mean: cfg.Data.Mean, Std: cfg.Data.Std, Classes: cfg.Data.Classes,
@@ -281,6 +288,12 @@ func (r *jobRun) restore(context.Context) error {
 		return err
 	}
 	r.state.History, r.state.Partial = r.prev.History, r.prev.Partial
+	r.state.Best, r.state.Callbacks = r.prev.Best, r.prev.Callbacks
+	if len(r.prev.Callbacks) > 0 {
+		if err := r.callbacks.SetState(r.prev.Callbacks); err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -430,7 +443,11 @@ func (r *jobRun) train(ctx context.Context) error {
 		// silently training on the plain images.
 		fmt.Fprintln(r.Log, "augment: transforms are set but augment.enabled is false; training without augmentation")
 	}
-	if err := r.finishEpoch(ctx, valArrays, train.StepsPerEpoch(data.Len(), cfg.Train.BatchSize, cfg.Train.StepsPerEpoch)); err != nil {
+	steps := train.StepsPerEpoch(data.Len(), cfg.Train.BatchSize, cfg.Train.StepsPerEpoch)
+	if err := schedule.CheckRun(graph.Schedule(r.opt), int64(steps*cfg.Train.Epochs)); err != nil {
+		return cfg.Source.Wrap(keyedErr(err))
+	}
+	if err := r.finishEpoch(ctx, valArrays, steps); err != nil {
 		return err
 	}
 	// history.csv and the event files are rebuilt from the checkpoint's
@@ -452,9 +469,40 @@ func (r *jobRun) train(ctx context.Context) error {
 	_, err := train.Fit(fitCtx, r.model, data, train.Options{
 		BatchSize: cfg.Train.BatchSize, Epochs: cfg.Train.Epochs, StepsPerEpoch: cfg.Train.StepsPerEpoch,
 		Seed: cfg.Seed, Validation: valArrays, Progress: watch,
+		Callbacks: r.callbacks,
+		SaveBest: func(l train.EpochLogs) error {
+			if err := os.MkdirAll(filepath.Dir(r.dir.BestCheckpoint()), 0o755); err != nil {
+				return err
+			}
+			if err := r.model.Save(r.dir.BestCheckpoint()); err != nil {
+				return err
+			}
+			r.state.Best = l.Epoch
+			fmt.Fprintf(r.Log, "best: epoch %d saved to %s\n", l.Epoch, r.dir.BestCheckpoint())
+			return nil
+		},
+		RestoreBest: func() error {
+			if r.state.Best == 0 {
+				return nil
+			}
+			if err := r.model.RestoreWeights(r.dir.BestCheckpoint()); err != nil {
+				return err
+			}
+			r.res.Weights = fmt.Sprintf("best (epoch %d)", r.state.Best)
+			fmt.Fprintf(r.Log, "restore_best_weights: the weights of epoch %d\n", r.state.Best)
+			return nil
+		},
 		OnEpochEnd: func(l train.EpochLogs) error {
 			if cause := context.Cause(fitCtx); cause != nil {
 				return cause // diverged in the epoch's last step: save nothing
+			}
+			cbState, err := r.callbacks.State()
+			if err != nil {
+				return err
+			}
+			r.state.Callbacks = cbState
+			if l.Stopped != "" {
+				fmt.Fprintf(r.Log, "stopped after epoch %d: %s\n", l.Epoch, l.Stopped)
 			}
 			l = mergePartial(r.state.Partial, l)
 			r.state.History, r.state.Partial = append(r.state.History, l), nil

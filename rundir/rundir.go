@@ -58,6 +58,11 @@ const (
 // Checkpoints is the directory of the numbered training checkpoints.
 func (d Dir) Checkpoints() string { return d.path(CheckpointsName) }
 
+// BestCheckpoint is the prefix of the best-only checkpoint
+// (train.callbacks.best_checkpoint, early_stopping's restore_best_weights),
+// kept beside the rolling ones.
+func (d Dir) BestCheckpoint() string { return filepath.Join(d.Checkpoints(), "best", "ckpt-best") }
+
 // ResolvedConfig is the config the run used, as YAML.
 func (d Dir) ResolvedConfig() string { return d.path(ResolvedConfigName) }
 
