@@ -157,6 +157,13 @@ type Runtime struct {
 	InterOpThreads int `mapstructure:"inter_op_threads" yaml:"inter_op_threads"`
 	// XLA turns on global JIT compilation (CPU included).
 	XLA bool `mapstructure:"xla" yaml:"xla"`
+	// Device is where the graph runs: auto (the first GPU if TensorFlow
+	// sees one, else the CPU), cpu (GPUs hidden), gpu (the first GPU,
+	// required) or gpu:N (GPU N, required). See ParseDevice.
+	Device string `mapstructure:"device" yaml:"device"`
+	// GPUMemoryGrowth makes TensorFlow allocate GPU memory as needed
+	// instead of reserving nearly all of it at session start.
+	GPUMemoryGrowth bool `mapstructure:"gpu_memory_growth" yaml:"gpu_memory_growth"`
 }
 
 // Output says where artifacts go.
@@ -195,6 +202,7 @@ func Default() Config {
 			Optimizer: DefaultOptimizer("rmsprop"),
 			Verbose:   "auto",
 		},
+		Runtime: Runtime{Device: "auto"},
 		Augment: Augment{
 			FillMode:     "nearest",
 			QueueBatches: 8,
