@@ -15,6 +15,7 @@ import (
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
+	"github.com/cifar-pipeline/cifar-pipeline/device"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 	"github.com/cifar-pipeline/cifar-pipeline/report"
@@ -108,6 +109,12 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	if res.Started.IsZero() {
 		res.Started = time.Now()
 	}
+	// The device is checked first: a GPU run on a machine without a usable
+	// GPU fails in a line before any artifact or data is touched.
+	placement, err := device.Resolve(cfg.Runtime, device.Probe())
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", j.ConfigPath, err)
+	}
 	if err := checkOutputDir(cfg.Output.Dir); err != nil {
 		return nil, err
 	}
@@ -176,6 +183,9 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 	}
 	defer model.Close()
 	fmt.Fprint(j.Out, seq.Summary())
+	// TODO(lead): pass placement.ConfigureSession and placement.Device()
+	// into graph.Options; until then the session uses TensorFlow's default.
+	fmt.Fprintf(j.Log, "runtime: device %s\n", placement)
 	fmt.Fprintf(j.Log, "runtime: TensorFlow %s on %s, %d cores, intra-op threads %d, inter-op threads %d, XLA %v\n",
 		tf.Version(), model.Device(), runtime.NumCPU(), cfg.Runtime.IntraOpThreads, cfg.Runtime.InterOpThreads, cfg.Runtime.XLA)
 
