@@ -111,6 +111,14 @@ func TestCUDABuild(t *testing.T) {
 		t.Errorf("CUDA_VISIBLE_DEVICES=-1: version says:\n%s", stdout)
 	}
 
+	// scripts/gpu_check stops with the same reason before training.
+	if m, _ := filepath.Glob("/dev/nvidia*"); len(m) == 0 {
+		code, _, errs := runGPUCheck(t, nil, "--pipeline", bin)
+		if code != 1 || !strings.HasPrefix(errs, "gpu_check: no usable GPU: no NVIDIA driver: libcuda.so.1") {
+			t.Errorf("gpu_check with the CUDA build and no driver: exit %d, %q", code, errs)
+		}
+	}
+
 	// One epoch on a tiny synthetic set (on the CPU here: auto finds no GPU).
 	dir := t.TempDir()
 	stdout, stderr, err = run(nil, "run", "-c", "configs/quick.yaml", "--set", "train.epochs=1",
