@@ -113,7 +113,9 @@ func TestCUDABuild(t *testing.T) {
 
 	// scripts/gpu_check stops with the same reason before training.
 	if m, _ := filepath.Glob("/dev/nvidia*"); len(m) == 0 {
-		code, _, errs := runGPUCheck(t, nil, "--pipeline", bin)
+		// LD_LIBRARY_PATH emptied: an inherited .deps/env.sh one would win
+		// over the binary's RUNPATH and load the CPU libtensorflow.
+		code, _, errs := runGPUCheck(t, []string{"LD_LIBRARY_PATH="}, "--pipeline", bin)
 		if code != 1 || !strings.HasPrefix(errs, "gpu_check: no usable GPU: no NVIDIA driver: libcuda.so.1") {
 			t.Errorf("gpu_check with the CUDA build and no driver: exit %d, %q", code, errs)
 		}
