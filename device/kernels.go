@@ -44,7 +44,7 @@ func KernelGaps(gd *graphpb.GraphDef, deviceType string) ([]KernelGap, error) {
 		}
 	}
 	cache := map[string][]*kernelpb.KernelDef{}
-	any := false
+	onDevice := false
 	var gaps []KernelGap
 	for _, n := range gd.GetNode() {
 		defs, ok := cache[n.GetOp()]
@@ -64,12 +64,12 @@ func KernelGaps(gd *graphpb.GraphDef, deviceType string) ([]KernelGap, error) {
 			}
 			cache[n.GetOp()] = defs
 		}
-		any = any || slices.ContainsFunc(defs, func(k *kernelpb.KernelDef) bool { return k.GetDeviceType() == deviceType })
+		onDevice = onDevice || slices.ContainsFunc(defs, func(k *kernelpb.KernelDef) bool { return k.GetDeviceType() == deviceType })
 		if !slices.ContainsFunc(defs, func(k *kernelpb.KernelDef) bool { return kernelMatches(k, n) }) {
 			gaps = append(gaps, KernelGap{Node: n.GetName(), Op: n.GetOp(), Types: typeAttrs(n)})
 		}
 	}
-	if !any && len(gd.GetNode()) > 0 {
+	if !onDevice && len(gd.GetNode()) > 0 {
 		return nil, fmt.Errorf("no %s kernel is registered for any op of the graph: this TensorFlow build has no %s support", deviceType, deviceType)
 	}
 	return gaps, nil
