@@ -220,6 +220,13 @@ type Runtime struct {
 	// TensorFlowLogs shows TensorFlow's own log lines (oneDNN, absl, MLIR),
 	// which are hidden by default; the --verbose flag does the same.
 	TensorFlowLogs bool `mapstructure:"tensorflow_logs" yaml:"tensorflow_logs"`
+	// Device is where the graph runs: auto (the first GPU if TensorFlow
+	// sees one, else the CPU), cpu (GPUs hidden), gpu (the first GPU,
+	// required) or gpu:N (GPU N, required). See ParseDevice.
+	Device string `mapstructure:"device" yaml:"device"`
+	// GPUMemoryGrowth makes TensorFlow allocate GPU memory as needed
+	// instead of reserving nearly all of it at session start.
+	GPUMemoryGrowth bool `mapstructure:"gpu_memory_growth" yaml:"gpu_memory_growth"`
 }
 
 // Evaluate configures the test-set evaluation after training.
@@ -266,6 +273,7 @@ func Default() Config {
 			Optimizer: Optimizer{Name: "rmsprop", Args: map[string]any{"learning_rate": 0.001}},
 			Verbose:   "auto",
 		},
+		Runtime: Runtime{Device: "auto"},
 		Augment: Augment{
 			FillMode:     "nearest",
 			Crop:         Crop{Mode: "reflect"},

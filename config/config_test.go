@@ -146,6 +146,13 @@ func TestBadConfigs(t *testing.T) {
 		{"cutout count without size", "augment: {cutout: {count: 2}}\n", nil, []string{"augment.cutout.size", "count 2"}},
 		{"cutout value not a pixel", "augment: {cutout: {size: 8, value: -3}}\n", nil, []string{"augment.cutout.value", "-3"}},
 		{"bad --set crop mode", "", []string{"augment.crop.mode=wrap"}, []string{"augment.crop.mode", "wrap"}},
+		{"unknown device", "runtime: {device: tpu}\n", nil, []string{"runtime.device", "tpu", "gpu:N"}},
+		{"device index not a number", "", []string{"runtime.device=gpu:x"}, []string{"runtime.device", "gpu:x"}},
+		{"negative device index", "", []string{"runtime.device=gpu:-1"}, []string{"runtime.device", "gpu:-1"}},
+		{"empty device index", "", []string{"runtime.device=gpu:"}, []string{"runtime.device"}},
+		{"upper-case device", "", []string{"runtime.device=GPU"}, []string{"runtime.device", "GPU"}},
+		{"device as a number", "runtime: {device: 0}\n", nil, []string{"runtime.device"}},
+		{"memory growth not a bool", "runtime: {gpu_memory_growth: maybe}\n", nil, []string{"runtime.gpu_memory_growth"}},
 		{"unknown --set key", "", []string{"train.epoch=3"}, []string{"--set train.epoch", "did you mean train.epochs"}},
 		{"truncated --set key", "", []string{"augment.rotation=3"}, []string{"--set augment.rotation", "did you mean augment.rotation_range"}},
 		{"malformed --set", "", []string{"train.epochs"}, []string{"key=value"}},
@@ -206,5 +213,26 @@ func TestMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), nil)
 	if err == nil || !strings.Contains(err.Error(), "nope.yaml") || !strings.Contains(err.Error(), "no such file") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestParseDevice(t *testing.T) {
+	for in, want := range map[string]DeviceSpec{
+		"auto": {Kind: DeviceAuto}, "cpu": {Kind: DeviceCPU}, "gpu": {Kind: DeviceGPU},
+		"gpu:0": {Kind: DeviceGPU}, "gpu:3": {Kind: DeviceGPU, Index: 3},
+	} {
+		got, err := ParseDevice(in)
+		if err != nil || got != want {
+			t.Errorf("ParseDevice(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "gpu:", "gpu:-1", "gpu:+1", "gpu:1x", "gpu:99999999999999999999", "cuda:0", "GPU", " gpu"} {
+		if _, err := ParseDevice(in); err == nil {
+			t.Errorf("ParseDevice(%q) accepted", in)
+		}
+	}
+	cfg, err := Load(writeConfig(t, ""), []string{"runtime.device=gpu:2", "runtime.gpu_memory_growth=true"})
+	if err != nil || cfg.Runtime.Device != "gpu:2" || !cfg.Runtime.GPUMemoryGrowth {
+		t.Fatalf("overrides not applied: %+v %v", cfg.Runtime, err)
 	}
 }

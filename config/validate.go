@@ -146,6 +146,9 @@ func (c *Config) Validate() error {
 	if r.IntraOpThreads < 0 || r.InterOpThreads < 0 {
 		return fmt.Errorf("runtime: thread counts must be >= 0 (0 lets TensorFlow choose)")
 	}
+	if _, err := ParseDevice(r.Device); err != nil {
+		return err
+	}
 	if c.Output.Dir == "" {
 		return fmt.Errorf("output.dir: empty; name a directory (default output)")
 	}

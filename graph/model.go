@@ -38,6 +38,9 @@ type Options struct {
 	// library must not change the environment); with it, a training step
 	// was 6–13× slower than without XLA here (BENCHMARKS.md).
 	XLA bool
+	// Session, when set, adjusts the session's configuration (the device
+	// placement: visible GPUs, memory growth).
+	Session func(*configpb.ConfigProto)
 	// LabelSmoothing is Keras's categorical_crossentropy label_smoothing:
 	// targets become onehot·(1−ls) + ls/classes (keras/src/losses/losses.py).
 	LabelSmoothing float64
@@ -175,6 +178,9 @@ func sessionOptions(o Options) (*tf.SessionOptions, error) {
 		cp.GraphOptions.OptimizerOptions.GlobalJitLevel = configpb.OptimizerOptions_ON_1
 	} else {
 		cp.GraphOptions.OptimizerOptions.GlobalJitLevel = configpb.OptimizerOptions_OFF
+	}
+	if o.Session != nil {
+		o.Session(cp)
 	}
 	b, err := proto.Marshal(cp)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/callback"
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
+	"github.com/cifar-pipeline/cifar-pipeline/device"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 	"github.com/cifar-pipeline/cifar-pipeline/report"
@@ -108,6 +109,7 @@ type jobRun struct {
 	net       *graph.Net
 	opt       graph.Optimizer
 	callbacks callback.List
+	placement device.Placement
 	model     *graph.Model
 
 	set      *dataset.Set
@@ -129,6 +131,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		name string
 		run  func(context.Context) error
 	}{
+		{"check the device", r.checkDevice},
 		{"take the output dir", r.takeOutputDir},
 		{"build the model", r.buildModel},
 		{"restore", r.restore},
@@ -233,6 +236,18 @@ func checkOutputDir(dir string) error {
 	return nil
 }
 
+// checkDevice resolves runtime.device against what this machine has, so a
+// GPU run on a machine without a usable GPU fails in a line before any
+// artifact or data is touched.
+func (r *jobRun) checkDevice(context.Context) error {
+	p, err := device.Resolve(r.cfg.Runtime, device.Probe())
+	if err != nil {
+		return fmt.Errorf("config %s: %w", r.ConfigPath, err)
+	}
+	r.placement = p
+	return nil
+}
+
 // buildModel resolves the layer stack, refuses a model that would not fit
 // in memory, and compiles it.
 func (r *jobRun) buildModel(context.Context) error {
@@ -251,6 +266,7 @@ func (r *jobRun) buildModel(context.Context) error {
 		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Mean: cfg.Data.Mean, Std: cfg.Data.Std, Classes: cfg.Data.Classes,
 		Optimizer: sp.opt, LabelSmoothing: cfg.Train.LabelSmoothing,
 		IntraOpThreads: cfg.Runtime.IntraOpThreads, InterOpThreads: cfg.Runtime.InterOpThreads, XLA: cfg.Runtime.XLA,
+		Session: r.placement.ConfigureSession,
 	})
 	if err != nil {
 		return err
