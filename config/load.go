@@ -74,6 +74,9 @@ func Load(path string, sets []string) (Config, error) {
 	if err := v.Unmarshal(&cfg, dec); err != nil {
 		return Config{}, fmt.Errorf("config %s: %s", path, decodeError(err))
 	}
+	if err := rawCallbacks(&root, sets, &cfg); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
 	cfg.Source = Source{Path: path, lines: map[string]int{}}
 	recordLines(&root, "", cfg.Source.lines)
 	if err := cfg.Validate(); err != nil {
@@ -413,4 +416,54 @@ func scalarToSlice(from, to reflect.Type, data any) (any, error) {
 		return []any{data}, nil
 	}
 	return data, nil
+}
+
+// rawCallbacks takes train.callbacks from the YAML and --set as written:
+// viper drops an empty mapping, and early_stopping: {} means "with Keras's
+// defaults" there.
+func rawCallbacks(root *yaml.Node, sets []string, cfg *Config) error {
+	if len(root.Content) > 0 {
+		var doc struct {
+			Train struct {
+				Callbacks map[string]any `yaml:"callbacks"`
+			} `yaml:"train"`
+		}
+		if err := root.Content[0].Decode(&doc); err == nil && doc.Train.Callbacks != nil {
+			cfg.Train.Callbacks = doc.Train.Callbacks
+		}
+	}
+	for _, s := range sets {
+		k, val, _ := strings.Cut(s, "=")
+		k = strings.TrimSpace(k)
+		if k != "train.callbacks" && !strings.HasPrefix(k, "train.callbacks.") {
+			continue
+		}
+		var v any
+		if err := yaml.Unmarshal([]byte(val), &v); err != nil {
+			return fmt.Errorf("--set %s: not valid YAML: %s", k, oneLine(err.Error()))
+		}
+		if k == "train.callbacks" {
+			m, ok := v.(map[string]any)
+			if !ok && v != nil {
+				return fmt.Errorf("--set train.callbacks: %v is not a mapping (e.g. {early_stopping: {patience: 3}})", v)
+			}
+			cfg.Train.Callbacks = m
+			continue
+		}
+		if cfg.Train.Callbacks == nil {
+			cfg.Train.Callbacks = map[string]any{}
+		}
+		m := cfg.Train.Callbacks
+		path := strings.Split(strings.TrimPrefix(k, "train.callbacks."), ".")
+		for _, p := range path[:len(path)-1] {
+			sub, ok := m[p].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[p] = sub
+			}
+			m = sub
+		}
+		m[path[len(path)-1]] = v
+	}
+	return nil
 }

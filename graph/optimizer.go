@@ -130,7 +130,17 @@ func NewOptimizer(c config.Optimizer) (Optimizer, error) {
 			return nil, keyed(err, schedule.Path)
 		}
 		args = maps.Clone(c.Args)
-		args["learning_rate"] = sched.Rate(0)
+		// The optimizer's own rate field holds the first step's rate (a
+		// warmup may start at 0, which the field refuses: then the
+		// warmup's target).
+		first := sched.Rate(0)
+		if w, ok := sched.(schedule.Warmup); ok && first <= 0 {
+			first = sched.Rate(w.WarmupSteps())
+		}
+		if first <= 0 {
+			first = math.SmallestNonzeroFloat32
+		}
+		args["learning_rate"] = first
 		o.base().scheduleArgs = v
 	}
 	if err := config.DecodeArgs(args, o, "train.optimizer", c.Name); err != nil {

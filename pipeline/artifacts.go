@@ -34,20 +34,24 @@ type artifacts struct {
 	cfgYAML []byte // cfg as written to config.resolved.yaml
 	// learningRate is the optimizer's, for the history's learning_rate column.
 	learningRate float64
+	// logsLearningRate: the rate changes during training (a schedule or
+	// ReduceLROnPlateau), so history.csv logs it, as Keras's does.
+	logsLearningRate bool
 	tb           *tfevents.EpochLogger
 }
 
 // reportHistory converts fit's logs to Keras's History numbering (0-based
 // epochs) and float32 values, as Keras logs them.
-func reportHistory(h []train.EpochLogs, lr float64) report.History {
+func reportHistory(h []train.EpochLogs, lr float64, logLR bool) report.History {
 	f := func(x float64) float64 { return float64(float32(x)) }
 	out := make(report.History, len(h))
 	for i, e := range h {
 		out[i] = report.Epoch{Epoch: e.Epoch - 1, Loss: f(e.Loss), Accuracy: f(e.Accuracy), ValLoss: f(e.ValLoss),
 			ValAccuracy: f(e.ValAccuracy), HasVal: e.HasVal, Seconds: e.Seconds, LearningRate: lr}
-		if e.LearningRate > 0 { // the rate the fit loop logged (a schedule's, or after ReduceLROnPlateau)
+		if logLR { // the rate the fit loop logged (a schedule's, or ReduceLROnPlateau's)
 			out[i].LearningRate = f(e.LearningRate)
 		}
+		out[i].LogsLearningRate = logLR
 		if e.Seconds > 0 {
 			out[i].ImagesPerSec = float64(e.Images) / e.Seconds
 		}
@@ -59,7 +63,7 @@ func reportHistory(h []train.EpochLogs, lr float64) report.History {
 // epoch, so an interrupted run still leaves the history of its finished
 // epochs.
 func (a *artifacts) epochEnd(history []train.EpochLogs) error {
-	h := reportHistory(history, a.learningRate)
+	h := reportHistory(history, a.learningRate, a.logsLearningRate)
 	if err := report.WriteHistoryCSV(a.dir.History(), h); err != nil {
 		return err
 	}
@@ -91,7 +95,7 @@ func (a *artifacts) replay(history []train.EpochLogs) error {
 	if len(history) == 0 {
 		return nil
 	}
-	h := reportHistory(history, a.learningRate)
+	h := reportHistory(history, a.learningRate, a.logsLearningRate)
 	if err := report.WriteHistoryCSV(a.dir.History(), h); err != nil {
 		return err
 	}
@@ -282,7 +286,7 @@ func (a *artifacts) evaluation(net *graph.Net, set *dataset.Set, res *Result) er
 	if err := atomicfile.WriteFile(a.dir.Classes(), []byte(strings.Join(names, "\n")+"\n")); err != nil {
 		return err
 	}
-	h := reportHistory(res.History, a.learningRate)
+	h := reportHistory(res.History, a.learningRate, a.logsLearningRate)
 	if a.cfg.Output.Plots {
 		if err := report.PlotCurves(a.dir.Curves(), h); err != nil {
 			return err

@@ -436,7 +436,9 @@ func (r *jobRun) train(ctx context.Context) error {
 	fmt.Fprint(r.Out, r.net.Summary())
 	fmt.Fprintf(r.Log, "runtime: TensorFlow %s on %s, %d cores, intra-op threads %d, inter-op threads %d, XLA %v\n",
 		tf.Version(), r.model.Device(), runtime.NumCPU(), cfg.Runtime.IntraOpThreads, cfg.Runtime.InterOpThreads, cfg.Runtime.XLA)
-	r.art = &artifacts{dir: r.dir, cfg: cfg, cfgYAML: r.cfgYAML, learningRate: r.opt.LearningRate()}
+	_, constant := graph.Schedule(r.opt).(schedule.Constant)
+	r.art = &artifacts{dir: r.dir, cfg: cfg, cfgYAML: r.cfgYAML, learningRate: r.opt.LearningRate(),
+		logsLearningRate: !constant || r.callbacks.AdjustsLearningRate()}
 	if r.latest != "" {
 		it, err := r.model.Iterations()
 		if err != nil {
