@@ -19,7 +19,7 @@ func writeConfig(t *testing.T, body string) string {
 }
 
 func TestShippedConfigs(t *testing.T) {
-	for _, f := range []string{"../config.yaml", "../configs/quick.yaml", "../configs/deep.yaml", "../configs/deep-intended.yaml", "../configs/deep-augmented.yaml"} {
+	for _, f := range []string{"../config.yaml", "../configs/quick.yaml", "../configs/deep.yaml", "../configs/deep-intended.yaml", "../configs/deep-augmented.yaml", "../configs/resnet20.yaml", "../configs/fast94.yaml"} {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			if _, err := Load(f, nil); err != nil {
 				t.Fatal(err)
