@@ -5,20 +5,12 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+
+	"github.com/cifar-pipeline/cifar-pipeline/pixels"
 )
 
-// Source is a dataset in memory: n images of H×W×C uint8 (NHWC) and one
-// label byte per image.
-type Source struct {
-	Images  []uint8
-	Labels  []uint8
-	H, W, C int
-}
-
-// Len is the number of images.
-func (s Source) Len() int { return len(s.Labels) }
-
-func (s Source) check() error {
+// checkSource checks that a dataset's images and labels agree.
+func checkSource(s *pixels.Set) error {
 	if s.H <= 0 || s.W <= 0 || s.C <= 0 {
 		return fmt.Errorf("augment: image shape %d×%d×%d: want positive height, width and channels", s.H, s.W, s.C)
 	}
@@ -57,7 +49,7 @@ type Batch struct {
 // H, W). Next,
 // Err and Close belong to one consumer goroutine.
 type Stream struct {
-	src       Source
+	src       *pixels.Set
 	order     []int
 	batchSize int
 	p         Params
@@ -84,8 +76,8 @@ type Stream struct {
 // at most queue batches ahead of the consumer. workers ≤ 0 means
 // DefaultWorkers(0); queue ≤ 0 means 2·workers. Cancel ctx or call Close to
 // stop; Close must be called in any case to release the goroutines.
-func NewStream(ctx context.Context, src Source, order []int, batchSize int, p Params, seed int64, epoch, workers, queue int) (*Stream, error) {
-	if err := src.check(); err != nil {
+func NewStream(ctx context.Context, src *pixels.Set, order []int, batchSize int, p Params, seed int64, epoch, workers, queue int) (*Stream, error) {
+	if err := checkSource(src); err != nil {
 		return nil, err
 	}
 	if err := p.Validate(); err != nil {

@@ -13,16 +13,18 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/cifar-pipeline/cifar-pipeline/pixels"
 )
 
 var notebook = Params{RotationRange: 40, WidthShiftRange: 0.2, HeightShiftRange: 0.2, ZoomRange: []float64{0.2}, HorizontalFlip: true}
 
-func testSource(n int) Source {
+func testSource(n int) *pixels.Set {
 	labels := make([]uint8, n)
 	for i := range labels {
 		labels[i] = uint8(i % 10)
 	}
-	return Source{Images: naturalImages(n, 32, 32, 3, 9), Labels: labels, H: 32, W: 32, C: 3}
+	return &pixels.Set{Images: naturalImages(n, 32, 32, 3, 9), Labels: labels, H: 32, W: 32, C: 3}
 }
 
 func drain(t *testing.T, s *Stream) (imgs, labels []uint8, sizes []int) {
@@ -146,13 +148,13 @@ func TestStreamBadInput(t *testing.T) {
 	src := testSource(4)
 	for _, c := range []struct {
 		name  string
-		src   Source
+		src   *pixels.Set
 		order []int
 		bs    int
 	}{
 		{"index", src, []int{0, 4}, 2},
 		{"batch", src, []int{0}, 0},
-		{"shape", Source{Images: src.Images[:10], Labels: src.Labels, H: 32, W: 32, C: 3}, []int{0}, 1},
+		{"shape", &pixels.Set{Images: src.Images[:10], Labels: src.Labels, H: 32, W: 32, C: 3}, []int{0}, 1},
 	} {
 		if _, err := NewStream(context.Background(), c.src, c.order, c.bs, notebook, 1, 0, 1, 1); err == nil {
 			t.Errorf("%s: no error", c.name)

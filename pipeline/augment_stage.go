@@ -39,7 +39,7 @@ func augmentedData(ctx context.Context, cfg config.Config, fit *dataset.Split, l
 	}
 	fmt.Fprintf(log, "augment: streaming with %d workers, %d batches ahead\n", workers, a.QueueBatches)
 	return &augmentedStream{
-		src: augment.Source{Images: fit.Images, Labels: fit.Labels, H: fit.H, W: fit.W, C: fit.C},
+		src: fit,
 		p:   p, seed: cfg.Seed, batch: cfg.Train.BatchSize, shuffle: cfg.Train.Shuffle,
 		workers: workers, queue: a.QueueBatches,
 	}, nil
@@ -49,7 +49,7 @@ func augmentedData(ctx context.Context, cfg config.Config, fit *dataset.Split, l
 // an image depends on (seed, epoch, dataset index) only, so a run resumed
 // mid-epoch sees the same augmented batches.
 type augmentedStream struct {
-	src            augment.Source
+	src            *pixels.Set
 	p              augment.Params
 	seed           int64
 	batch          int
