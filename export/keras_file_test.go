@@ -183,28 +183,9 @@ var kerasFileNets = []struct {
 }{
 	{"shallow", notebookShallow, "Sequential", enginetest.Optimizer("rmsprop")},
 	{"resnet", enginetest.SmallResNet, "Functional", enginetest.Optimizer("adamw", "use_ema", true)},
-	{"merges", mergesNet, "Functional", enginetest.Optimizer("sgd", "momentum", 0.9)},
+	{"merges", enginetest.MergesNet, "Functional", enginetest.Optimizer("sgd", "momentum", 0.9)},
 }
 
-// mergesNet has the merge and padding kinds: ZeroPadding2D, Concatenate
-// (channels and features), GlobalMaxPooling2D.
-func mergesNet() []config.Layer {
-	L := enginetest.Layer
-	return []config.Layer{
-		L("conv2d", "filters", 8, "kernel_size", 3, "padding", "same"),
-		L("activation", "activation", "relu", "name", "a"),
-		L("zero_padding2d", "padding", []any{[]any{1, 1}, []any{2, 0}}),
-		L("conv2d", "filters", 6, "kernel_size", 3, "activation", "relu", "name", "b"),
-		L("concatenate", "inputs", []string{"a", "b"}),
-		L("max_pooling2d", "pool_size", 2, "name", "pooled"),
-		L("conv2d", "filters", 10, "kernel_size", 3, "padding", "same"),
-		L("activation", "activation", "relu"),
-		L("global_max_pooling2d", "name", "gmp"),
-		L("global_average_pooling2d", "inputs", []string{"pooled"}, "name", "gap"),
-		L("concatenate", "inputs", []string{"gmp", "gap"}, "axis", 1),
-		L("dense", "units", 10, "activation", "softmax"),
-	}
-}
 
 // trainedWith compiles layers with the optimizer opt and fits them for an
 // epoch on images.

@@ -172,3 +172,28 @@ func SmallResNet() []config.Layer {
 		Layer("dense", "units", 10, "activation", "softmax"),
 	}
 }
+
+// MergesNet joins branches with the merge and padding kinds:
+// ZeroPadding2D, Concatenate (channels and features), GlobalMaxPooling2D,
+// GlobalAveragePooling2D.
+//
+// SmallResNet and MergesNet are the nets that hold every layer kind to
+// Keras (internal/kerasparity) and through Keras's own files (export): a
+// new layer kind joins one of them (or a new net here), and both tests then
+// cover it.
+func MergesNet() []config.Layer {
+	return []config.Layer{
+		Layer("conv2d", "filters", 8, "kernel_size", 3, "padding", "same"),
+		Layer("activation", "activation", "relu", "name", "a"),
+		Layer("zero_padding2d", "padding", []any{[]any{1, 1}, []any{2, 0}}),
+		Layer("conv2d", "filters", 6, "kernel_size", 3, "activation", "relu", "name", "b"),
+		Layer("concatenate", "inputs", []string{"a", "b"}),
+		Layer("max_pooling2d", "pool_size", 2, "name", "pooled"),
+		Layer("conv2d", "filters", 10, "kernel_size", 3, "padding", "same"),
+		Layer("activation", "activation", "relu"),
+		Layer("global_max_pooling2d", "name", "gmp"),
+		Layer("global_average_pooling2d", "inputs", []string{"pooled"}, "name", "gap"),
+		Layer("concatenate", "inputs", []string{"gmp", "gap"}, "axis", 1),
+		Layer("dense", "units", 10, "activation", "softmax"),
+	}
+}

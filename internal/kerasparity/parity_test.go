@@ -109,22 +109,8 @@ func zoo() []parityCase {
 		lay("dense", "units", 10),
 		lay("activation", "activation", "softmax"),
 	}
-	merges := []config.Layer{
-		lay("conv2d", "filters", 8, "kernel_size", 3, "padding", "same"),
-		lay("activation", "activation", "relu", "name", "a"),
-		lay("zero_padding2d", "padding", []any{[]any{1, 1}, []any{2, 0}}),
-		lay("conv2d", "filters", 6, "kernel_size", 3, "activation", "relu", "name", "b"),
-		lay("concatenate", "inputs", []string{"a", "b"}),
-		lay("max_pooling2d", "pool_size", 2, "name", "pooled"),
-		lay("conv2d", "filters", 10, "kernel_size", 3, "padding", "same"),
-		lay("activation", "activation", "relu"),
-		lay("global_max_pooling2d", "name", "gmp"),
-		lay("global_average_pooling2d", "inputs", []string{"pooled"}, "name", "gap"),
-		lay("concatenate", "inputs", []string{"gmp", "gap"}, "axis", 1),
-		lay("dense", "units", 10, "activation", "softmax"),
-	}
 	return []parityCase{
-		{name: "merges", layers: merges, opt: enginetest.Optimizer("sgd", "momentum", 0.9)},
+		{name: "merges", layers: enginetest.MergesNet(), opt: enginetest.Optimizer("sgd", "momentum", 0.9)},
 		// SGD, whose update is linear in the gradient: RMSprop would scale
 		// the ~1e-7 rounding differences of tiny gradients up to lr size.
 		{name: "residual", layers: enginetest.SmallResNet(), opt: enginetest.Optimizer("sgd", "momentum", 0.9, "nesterov", true)},
