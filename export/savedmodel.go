@@ -60,8 +60,12 @@ func SavedModel(m *graph.Model, dir string) error {
 		return fmt.Errorf("export SavedModel %s: %w", dir, err)
 	}
 	defer os.RemoveAll(tmp)
+	// MkdirTemp makes it 0700; the export gets every artifact's permissions.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("export SavedModel %s: %w", dir, err)
+	}
 	if err := os.Mkdir(filepath.Join(tmp, "variables"), 0o755); err != nil {
-		return err
+		return fmt.Errorf("export SavedModel %s: %w", dir, err)
 	}
 	if err := m.Save(filepath.Join(tmp, "variables", "variables")); err != nil {
 		return err

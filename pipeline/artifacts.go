@@ -37,7 +37,7 @@ type artifacts struct {
 	// logsLearningRate: the rate changes during training (a schedule or
 	// ReduceLROnPlateau), so history.csv logs it, as Keras's does.
 	logsLearningRate bool
-	tb           *tfevents.EpochLogger
+	tb               *tfevents.EpochLogger
 }
 
 // reportHistory converts fit's logs to Keras's History numbering (0-based
@@ -212,11 +212,6 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, set *dataset.Set,
 	}
 	if a.cfg.Output.SavedModel {
 		if err := export.SavedModel(m, a.dir.SavedModel()); err != nil {
-			return err
-		}
-		// graph assembles it in an os.MkdirTemp dir (0700): give it the
-		// permissions of every other artifact.
-		if err := os.Chmod(a.dir.SavedModel(), 0o755); err != nil {
 			return err
 		}
 	}
