@@ -66,6 +66,7 @@ func NewRootCommand(stdout, stderr io.Writer, started time.Time) *cobra.Command 
 	root.PersistentFlags().Bool(VerboseFlag, false, "show TensorFlow's own log lines (oneDNN, absl, MLIR), hidden by default; the config key runtime.tensorflow_logs does the same")
 	root.AddCommand(
 		newRunCommand(started),
+		newSweepCommand(),
 		newVersionCommand(),
 		newSummaryCommand(),
 		newDataCommand(),
