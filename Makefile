@@ -21,9 +21,9 @@ build:
 	@test -f $(ENV) || { echo "libtensorflow ($(TF_VARIANT)) not set up: run 'TF_VARIANT=$(TF_VARIANT) make setup', or point LIBTENSORFLOW_DIR at an existing libtensorflow (include/ + lib/) and run 'make setup'"; exit 1; }
 	@. $(ENV) && go build -o bin/pipeline ./pipeline/cmd/pipeline
 
-## run: set everything up, fetch CIFAR-10, run the main job
+## run: set everything up, fetch CIFAR-10, run the main job (a new run replaces the previous one in output/: --overwrite)
 run: setup
-	bin/pipeline run -c $(CONFIG)
+	bin/pipeline run --overwrite -c $(CONFIG)
 
 ## test: set everything up and run every test (Go + Python-side checks)
 test: setup
