@@ -158,6 +158,10 @@ type Runtime struct {
 	InterOpThreads int `mapstructure:"inter_op_threads" yaml:"inter_op_threads"`
 	// XLA turns on global JIT compilation (CPU included).
 	XLA bool `mapstructure:"xla" yaml:"xla"`
+	// Precision is the Keras dtype policy the model computes in: float32,
+	// mixed_bfloat16 (bfloat16 compute, float32 variables, loss and
+	// optimiser) or mixed_float16 (GPU only).
+	Precision string `mapstructure:"precision" yaml:"precision"`
 	// TensorFlowLogs shows TensorFlow's own log lines (oneDNN, absl, MLIR),
 	// which are hidden by default; the --verbose flag does the same.
 	TensorFlowLogs bool `mapstructure:"tensorflow_logs" yaml:"tensorflow_logs"`
@@ -204,6 +208,7 @@ func Default() Config {
 			QueueBatches: 8,
 			Preview:      Preview{Images: 10, PerImage: 5, Prefix: "cifar"},
 		},
+		Runtime: Runtime{Precision: "float32"},
 		Output: Output{
 			Dir:             "output",
 			KeepCheckpoints: 3,

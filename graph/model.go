@@ -44,6 +44,9 @@ type Options struct {
 	// Conv2D/MatMul+BiasAdd+Relu in the forward pass. Models the explicit
 	// pass does not cover (no final softmax) always use AddGradients.
 	AutoGradients bool
+	// Precision is the Keras dtype policy: float32 (the zero value too) or
+	// mixed_bfloat16 (see precision.go).
+	Precision Precision
 }
 
 // Variable is one variable of the model graph: a weight, a layer's state
@@ -123,6 +126,17 @@ func Compile(net *Net, opts Options) (*Model, error) {
 		return nil, config.KeyErrorf(net.Output().Key, "layer %q: model output %v does not match %d classes: end with dense(%d) + softmax",
 			net.Output().Name, got, opts.Classes, opts.Classes)
 	}
+	gpu := false
+	if opts.Precision == MixedFloat16 {
+		var err error
+		if gpu, err = gpuVisible(); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if opts.Precision, err = CheckPrecision(string(opts.Precision), gpu); err != nil {
+		return nil, err
+	}
 	m := &Model{Net: net, opts: opts, opt: opts.Optimizer, optName: OptimizerName(opts.Optimizer)}
 	s := op.NewScope()
 	if err := m.build(s); err != nil {
@@ -157,6 +171,9 @@ func sessionOptions(o Options) (*tf.SessionOptions, error) {
 		cp.GraphOptions.OptimizerOptions.GlobalJitLevel = configpb.OptimizerOptions_ON_1
 	} else {
 		cp.GraphOptions.OptimizerOptions.GlobalJitLevel = configpb.OptimizerOptions_OFF
+	}
+	if o.Precision == MixedBFloat16 {
+		cp.GraphOptions.RewriteOptions = &configpb.RewriterConfig{AutoMixedPrecisionOnednnBfloat16: configpb.RewriterConfig_ON}
 	}
 	b, err := proto.Marshal(cp)
 	if err != nil {

@@ -236,6 +236,7 @@ func (r *jobRun) buildModel(context.Context) error {
 	r.model, err = graph.Compile(sp.net, graph.Options{
 		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Classes: cfg.Data.Classes, Optimizer: sp.opt,
 		IntraOpThreads: cfg.Runtime.IntraOpThreads, InterOpThreads: cfg.Runtime.InterOpThreads, XLA: cfg.Runtime.XLA,
+		Precision: graph.Precision(cfg.Runtime.Precision),
 	})
 	if err != nil {
 		return err
@@ -392,8 +393,8 @@ func (r *jobRun) saveCheckpoint() (string, error) {
 func (r *jobRun) train(ctx context.Context) error {
 	cfg := r.cfg
 	fmt.Fprint(r.Out, r.net.Summary())
-	fmt.Fprintf(r.Log, "runtime: TensorFlow %s on %s, %d cores, intra-op threads %d, inter-op threads %d, XLA %v\n",
-		tf.Version(), r.model.Device(), runtime.NumCPU(), cfg.Runtime.IntraOpThreads, cfg.Runtime.InterOpThreads, cfg.Runtime.XLA)
+	fmt.Fprintf(r.Log, "runtime: TensorFlow %s on %s, %d cores, intra-op threads %d, inter-op threads %d, XLA %v, precision %s\n",
+		tf.Version(), r.model.Device(), runtime.NumCPU(), cfg.Runtime.IntraOpThreads, cfg.Runtime.InterOpThreads, cfg.Runtime.XLA, r.model.Options().Precision)
 	r.art = &artifacts{dir: r.dir, cfg: cfg, cfgYAML: r.cfgYAML, learningRate: r.opt.LearningRate()}
 	if r.latest != "" {
 		it, err := r.model.Iterations()
