@@ -4,6 +4,7 @@ one training step of the notebook's nets in `model.fit` on NumPy arrays.
 Usage:
   keras_step_bench.py [--model shallow|deep] [--steps 60] [--epochs 4]
                       [--batch 128] [--intra N] [--inter N] [--profile DIR]
+                      [--precision float32|mixed_bfloat16]
 
 Data is random uint8 images /255 and one-hot labels (the step cost does not
 depend on the values). Each epoch is `steps` steps; the first epoch (tracing,
@@ -32,6 +33,8 @@ def main():
     ap.add_argument("--intra", type=int, default=0)
     ap.add_argument("--inter", type=int, default=0)
     ap.add_argument("--profile", default="")
+    ap.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"],
+                    help="Keras dtype policy, set before the model is built")
     a = ap.parse_args()
 
     import tensorflow as tf
@@ -41,6 +44,7 @@ def main():
         tf.config.threading.set_intra_op_parallelism_threads(a.intra)
     if a.inter:
         tf.config.threading.set_inter_op_parallelism_threads(a.inter)
+    keras.config.set_dtype_policy(a.precision)
     keras.utils.set_random_seed(1)
     n = a.steps * a.batch
     rng = np.random.default_rng(1)
@@ -67,7 +71,7 @@ def main():
         tf.profiler.experimental.stop()
     ep = sorted(timer.epochs[1:])
     med = ep[len(ep) // 2]
-    print(json.dumps({"model": a.model, "intra": a.intra, "inter": a.inter, "steps": a.steps,
+    print(json.dumps({"model": a.model, "precision": a.precision, "intra": a.intra, "inter": a.inter, "steps": a.steps,
                       "epoch_seconds": timer.epochs, "ms_per_step": 1000 * med / a.steps,
                       "images_per_second": n / med}))
 
