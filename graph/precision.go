@@ -59,3 +59,23 @@ func gpuVisible() (bool, error) {
 	}
 	return slices.ContainsFunc(devs, func(d tf.Device) bool { return d.Type == "GPU" }), nil
 }
+
+// ComputeDType is the policy's compute dtype as Keras names it: the dtype
+// of the layers' outputs (float32, bfloat16, float16).
+func (p Precision) ComputeDType() string {
+	switch p {
+	case MixedBFloat16:
+		return "bfloat16"
+	case MixedFloat16:
+		return "float16"
+	}
+	return "float32"
+}
+
+// OrDefault is the policy's name, float32 for the zero value.
+func (p Precision) OrDefault() Precision {
+	if p == "" {
+		return Float32
+	}
+	return p
+}
