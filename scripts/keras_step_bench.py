@@ -2,7 +2,7 @@
 one training step of the notebook's nets in `model.fit` on NumPy arrays.
 
 Usage:
-  keras_step_bench.py [--model shallow|deep] [--steps 60] [--epochs 4]
+  keras_step_bench.py [--model shallow|deep|deep-intended|arch --arch JSON] [--steps 60] [--epochs 4]
                       [--batch 128] [--intra N] [--inter N] [--profile DIR]
                       [--precision float32|mixed_bfloat16]
 
@@ -26,7 +26,8 @@ import numpy as np  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="shallow", choices=["shallow", "deep", "deep-intended"])
+    ap.add_argument("--model", default="shallow", choices=["shallow", "deep", "deep-intended", "arch"])
+    ap.add_argument("--arch", default="", help="with --model arch: a Keras architecture JSON (Go's cifar10_architecture.json)")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--batch", type=int, default=128)
@@ -39,7 +40,7 @@ def main():
 
     import tensorflow as tf
     import keras
-    from keras_reference import build
+    from keras_reference import build, set_policy
     if a.intra:
         tf.config.threading.set_intra_op_parallelism_threads(a.intra)
     if a.inter:
@@ -50,7 +51,12 @@ def main():
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8).astype("float32") / 255
     y = keras.utils.to_categorical(rng.integers(0, 10, size=n), 10)
-    model = build(keras, a.model)
+    if a.model == "arch":
+        arch = json.load(open(a.arch))
+        set_policy(arch, a.precision)
+        model = keras.models.model_from_json(json.dumps(arch))
+    else:
+        model = build(keras, a.model)
     model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.RMSprop(), metrics=["accuracy"])
 
     class Timer(keras.callbacks.Callback):
