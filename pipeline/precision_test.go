@@ -22,8 +22,11 @@ func TestPrecisionRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			out, data := filepath.Join(dir, "out"), filepath.Join(dir, "no-data")
-			code, _, errs := runCLI(context.Background(), "run", "--set", "runtime.precision="+tc.precision, "--set", "output.dir="+out,
+			out, data, cfg := filepath.Join(dir, "out"), filepath.Join(dir, "no-data"), filepath.Join(dir, "c.yaml")
+			if err := os.WriteFile(cfg, []byte("name: precision\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, _, errs := runCLI(context.Background(), "run", "-c", cfg, "--set", "runtime.precision="+tc.precision, "--set", "output.dir="+out,
 				"--set", "data.dir="+data, "--set", "data.offline=true")
 			line := strings.TrimSpace(errs)
 			if code == 0 {
