@@ -13,7 +13,8 @@ func MaterializeBytes(n, h, w, c, copies int) int64 {
 
 // Materialize is the notebook's xtas/ytas lists: copies augmented versions
 // of every image, image-major (copy j of image i at i·copies+j), without the
-// originals. Copy j of image i depends only on (seed, j, i). workers ≤ 0
+// originals. Copy j of image i depends only on (seed, j, i); j plays the
+// epoch for the alternate flip, so copies 2k and 2k+1 are mirrored. workers ≤ 0
 // means DefaultWorkers(0). It panics if the slice sizes disagree with
 // h×w×c (a programming error; Source-checked callers never do).
 func Materialize(images, labels []uint8, h, w, c, copies int, p Params, seed int64, workers int) ([]uint8, []uint8) {
@@ -21,6 +22,9 @@ func Materialize(images, labels []uint8, h, w, c, copies int, p Params, seed int
 	size := h * w * c
 	if len(images) != n*size {
 		panic("augment: Materialize: images and labels sizes disagree")
+	}
+	if err := p.checkShape(h, w); err != nil {
+		panic("augment: Materialize: " + err.Error())
 	}
 	if copies <= 0 || n == 0 {
 		return nil, nil
@@ -36,7 +40,7 @@ func Materialize(images, labels []uint8, h, w, c, copies int, p Params, seed int
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			smp := newSampler()
+			iw := newImageWorker()
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n {
@@ -45,8 +49,7 @@ func Materialize(images, labels []uint8, h, w, c, copies int, p Params, seed int
 				src := images[i*size : (i+1)*size]
 				for j := 0; j < copies; j++ {
 					o := i*copies + j
-					t := p.Random(smp.reset(seed, domainMaterialize, j, i), h, w)
-					t.Apply(outX[o*size:(o+1)*size], src, h, w, c, p.FillMode, p.Cval)
+					iw.apply(p, outX[o*size:(o+1)*size], src, seed, domainMaterialize, j, i, h, w, c)
 					outY[o] = labels[i]
 				}
 			}

@@ -1,8 +1,10 @@
 // Package augment reproduces Keras's legacy ImageDataGenerator random
 // transforms on uint8 HWC images: the parameter law of random_transform, the
 // warp of apply_transform (scipy.ndimage.affine_transform, order 1, with its
-// fill modes), preview JPEGs with a contact sheet, and a parallel, ordered,
-// bounded stream of augmented batches for training.
+// fill modes), plus the modern CIFAR-10 training augmentations (random crop
+// after padding, random or alternating flip, cutout), preview JPEGs with a
+// contact sheet, and a parallel, ordered, bounded stream of augmented
+// batches for training.
 package augment
 
 import (
@@ -82,6 +84,12 @@ type Params struct {
 	// FillMode and Cval: how points outside the image are filled.
 	FillMode FillMode
 	Cval     float64
+
+	// Crop, Flip and Cutout are the modern ops (modern.go), applied after
+	// the ones above; their zero values are off.
+	Crop   Crop
+	Flip   FlipMode
+	Cutout Cutout
 }
 
 // FromConfig converts the config's augment section; errors name the key.
@@ -94,7 +102,32 @@ func FromConfig(a config.Augment) (Params, error) {
 	if err != nil {
 		return Params{}, fmt.Errorf("augment.%w", err)
 	}
+	pad, err := ParsePadMode(a.Crop.Mode)
+	if a.Crop.Mode == "" {
+		pad, err = PadReflect, nil
+	}
+	if err != nil {
+		return Params{}, fmt.Errorf("augment.%w", err)
+	}
+	flip, err := ParseFlipMode(a.Flip)
+	if a.Flip == "" {
+		flip, err = FlipNone, nil
+	}
+	if err != nil {
+		return Params{}, fmt.Errorf("augment.%w", err)
+	}
+	for _, v := range []struct {
+		key string
+		v   int
+	}{{"crop.value", a.Crop.Value}, {"cutout.value", a.Cutout.Value}} {
+		if v.v < 0 || v.v > 255 {
+			return Params{}, fmt.Errorf("augment.%s: %d must be a pixel value in 0..255", v.key, v.v)
+		}
+	}
 	p := Params{
+		Crop:              Crop{Padding: a.Crop.Padding, Mode: pad, Value: uint8(a.Crop.Value)},
+		Flip:              flip,
+		Cutout:            Cutout{Size: a.Cutout.Size, Count: a.Cutout.Count, Value: uint8(a.Cutout.Value)},
 		RotationRange:     a.RotationRange,
 		WidthShiftRange:   a.WidthShiftRange,
 		HeightShiftRange:  a.HeightShiftRange,
@@ -155,7 +188,7 @@ func (p Params) Validate() error {
 	if p.FillMode < FillNearest || p.FillMode > FillWrap {
 		return fmt.Errorf("augment.fill_mode: %v is invalid; want nearest, constant, reflect or wrap", p.FillMode)
 	}
-	return nil
+	return p.validateModern()
 }
 
 // zoomBounds returns Keras's self.zoom_range.
@@ -170,7 +203,11 @@ func (p Params) zoomBounds() (lo, hi float64) {
 }
 
 // Identity reports whether p never changes an image.
-func (p Params) Identity() bool {
+func (p Params) Identity() bool { return p.idgIdentity() && !p.modern() }
+
+// idgIdentity reports whether the ImageDataGenerator part of p never
+// changes an image.
+func (p Params) idgIdentity() bool {
 	lo, hi := p.zoomBounds()
 	return p.RotationRange == 0 && p.WidthShiftRange == 0 && p.HeightShiftRange == 0 &&
 		p.ShearRange == 0 && lo == 1 && hi == 1 && p.ChannelShiftRange == 0 &&

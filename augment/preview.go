@@ -56,6 +56,9 @@ func WritePreviews(dir string, images []uint8, h, w, c int, indices []int, perIm
 	if err := p.Validate(); err != nil {
 		return nil, "", err
 	}
+	if err := p.checkShape(h, w); err != nil {
+		return nil, "", err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, "", fmt.Errorf("preview: %w", err)
 	}
@@ -63,7 +66,7 @@ func WritePreviews(dir string, images []uint8, h, w, c int, indices []int, perIm
 	cell := image.Pt(w*SheetScale, h*SheetScale)
 	const gap = 4
 	sheetImg := imaging.New((perImage+1)*(cell.X+gap)+gap+gap, len(indices)*(cell.Y+gap)+gap, color.White)
-	smp := newSampler()
+	iw := newImageWorker()
 	hashes := newSampler().reset(seed, domainPreview, -1, -1)
 	used := map[string]bool{}
 	aug := make([]uint8, size)
@@ -73,8 +76,7 @@ func WritePreviews(dir string, images []uint8, h, w, c int, indices []int, perIm
 		y := gap + row*(cell.Y+gap)
 		sheetImg = imaging.Paste(sheetImg, imaging.Resize(toNRGBA(src, h, w, c), cell.X, cell.Y, imaging.NearestNeighbor), image.Pt(gap, y))
 		for k := 0; k < perImage; k++ {
-			t := p.Random(smp.reset(seed, domainPreview, k, idx), h, w)
-			t.Apply(aug, src, h, w, c, p.FillMode, p.Cval)
+			iw.apply(p, aug, src, seed, domainPreview, k, idx, h, w, c)
 			x := gap + gap + (k+1)*(cell.X+gap)
 			sheetImg = imaging.Paste(sheetImg, imaging.Resize(toNRGBA(aug, h, w, c), cell.X, cell.Y, imaging.NearestNeighbor), image.Pt(x, y))
 

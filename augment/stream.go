@@ -52,7 +52,9 @@ type Batch struct {
 
 // Stream produces the augmented batches of one epoch, in order, from worker
 // goroutines into a bounded queue. Batch k is the same whatever the worker
-// count: image i is transformed by Params.At(seed, epoch, i, H, W). Next,
+// count: image i is transformed by Params.At(seed, epoch, i, H, W) and then,
+// if modern ops are on, by ApplyModern with Params.DrawAt(seed, epoch, i,
+// H, W). Next,
 // Err and Close belong to one consumer goroutine.
 type Stream struct {
 	src       Source
@@ -87,6 +89,9 @@ func NewStream(ctx context.Context, src Source, order []int, batchSize int, p Pa
 		return nil, err
 	}
 	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if err := p.checkShape(src.H, src.W); err != nil {
 		return nil, err
 	}
 	if batchSize <= 0 {
@@ -147,7 +152,7 @@ func (s *Stream) dispatch() {
 
 func (s *Stream) work() {
 	defer s.wg.Done()
-	smp := newSampler()
+	iw := newImageWorker()
 	size := s.src.H * s.src.W * s.src.C
 	for k := range s.jobs {
 		lo := k * s.batchSize
@@ -155,8 +160,7 @@ func (s *Stream) work() {
 		b := s.getBatch(hi - lo)
 		b.Index = k
 		for j, idx := range s.order[lo:hi] {
-			t := s.p.Random(smp.reset(s.seed, domainStream, s.epoch, idx), s.src.H, s.src.W)
-			t.Apply(b.Images[j*size:(j+1)*size], s.src.Images[idx*size:(idx+1)*size], s.src.H, s.src.W, s.src.C, s.p.FillMode, s.p.Cval)
+			iw.apply(s.p, b.Images[j*size:(j+1)*size], s.src.Images[idx*size:(idx+1)*size], s.seed, domainStream, s.epoch, idx, s.src.H, s.src.W, s.src.C)
 			b.Labels[j] = s.src.Labels[idx]
 			if j%16 == 15 && s.ctx.Err() != nil {
 				break

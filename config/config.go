@@ -17,6 +17,8 @@ type Config struct {
 	Augment Augment `mapstructure:"augment" yaml:"augment"`
 	Runtime Runtime `mapstructure:"runtime" yaml:"runtime"`
 	Output  Output  `mapstructure:"output" yaml:"output"`
+	// Evaluate configures the test-set evaluation.
+	Evaluate Evaluate `mapstructure:"evaluate" yaml:"evaluate"`
 
 	// Source is the file the config came from, for errors that name a line.
 	Source Source `mapstructure:"-" yaml:"-"`
@@ -46,6 +48,11 @@ type Data struct {
 	// Normalize divides pixels by 255 inside the graph (the notebook does;
 	// its augmented cell forgot to, see augment.normalize_fix).
 	Normalize bool `mapstructure:"normalize" yaml:"normalize"`
+	// Mean and Std, when set (one value per channel), standardise the
+	// input after Normalize: (x − mean) / std, inside the graph (training,
+	// evaluation and the SavedModel alike).
+	Mean []float64 `mapstructure:"mean" yaml:"mean,omitempty"`
+	Std  []float64 `mapstructure:"std" yaml:"std,omitempty"`
 	// Classes is the number of classes (CIFAR-10: 10).
 	Classes int `mapstructure:"classes" yaml:"classes"`
 	// ImageShape is height, width, channels.
@@ -92,6 +99,13 @@ type Train struct {
 	Epochs    int    `mapstructure:"epochs" yaml:"epochs"`
 	Shuffle   bool   `mapstructure:"shuffle" yaml:"shuffle"`
 	Loss      string `mapstructure:"loss" yaml:"loss"`
+	// Callbacks are Keras callback equivalents (package callback):
+	// reduce_lr_on_plateau, early_stopping, best_checkpoint,
+	// terminate_on_nan, each a mapping of Keras's arguments.
+	Callbacks map[string]any `mapstructure:"callbacks" yaml:"callbacks,omitempty"`
+	// LabelSmoothing is categorical_crossentropy's label_smoothing (Keras):
+	// targets onehot·(1−ls) + ls/classes. 0 is off.
+	LabelSmoothing float64 `mapstructure:"label_smoothing" yaml:"label_smoothing"`
 	// StepsPerEpoch caps the steps of an epoch (0 = a full pass, as it
 	// should be; the notebook's 390 on a 391-batch stream is a bug).
 	StepsPerEpoch int       `mapstructure:"steps_per_epoch" yaml:"steps_per_epoch"`
@@ -112,8 +126,13 @@ type Optimizer struct {
 	Args map[string]any `mapstructure:",remain" yaml:",inline"`
 }
 
-// Augment mirrors Keras's ImageDataGenerator arguments plus the stream that
-// feeds training.
+// Augment mirrors Keras's ImageDataGenerator arguments, adds the modern
+// CIFAR-10 training augmentations (Crop, Flip, Cutout), and sizes the stream
+// that feeds training. Enabled gates the whole section: when false no
+// augmentation of either family runs, whatever the other keys say. When
+// both families are set they compose, per image in this order: the
+// ImageDataGenerator warp and point ops, then crop, flip, cutout; the one
+// combination rejected is Flip with HorizontalFlip (two flips).
 type Augment struct {
 	Enabled          bool    `mapstructure:"enabled" yaml:"enabled"`
 	RotationRange    float64 `mapstructure:"rotation_range" yaml:"rotation_range"`
@@ -129,6 +148,15 @@ type Augment struct {
 	VerticalFlip      bool      `mapstructure:"vertical_flip" yaml:"vertical_flip"`
 	FillMode          string    `mapstructure:"fill_mode" yaml:"fill_mode"`
 	Cval              float64   `mapstructure:"cval" yaml:"cval"`
+	// Crop is the random crop after padding (padding 0 = none).
+	Crop Crop `mapstructure:"crop" yaml:"crop"`
+	// Flip is the modern horizontal flip: "none", "random" (p = 0.5 per
+	// image and epoch) or "alternate" (airbench's derandomised flip: each
+	// image flipped on every other epoch, with a per-image random phase).
+	// HorizontalFlip is ImageDataGenerator's and stays separate.
+	Flip string `mapstructure:"flip" yaml:"flip"`
+	// Cutout erases squares (DeVries & Taylor 2017; size 0 = none).
+	Cutout Cutout `mapstructure:"cutout" yaml:"cutout"`
 	// Workers producing augmented batches (0 = cores not used by TF).
 	Workers int `mapstructure:"workers" yaml:"workers"`
 	// QueueBatches bounds how many batches are prepared ahead.
@@ -138,6 +166,37 @@ type Augment struct {
 	Materialize int `mapstructure:"materialize" yaml:"materialize"`
 	// Preview writes preview JPEGs and a contact sheet.
 	Preview Preview `mapstructure:"preview" yaml:"preview"`
+}
+
+// Crop pads each side of an image by Padding pixels and takes a random
+// window of the original size, offsets uniform over [0, 2·Padding] on each
+// axis (He et al. 2016's "4 pixels padded on each side").
+type Crop struct {
+	// Padding per side in pixels; 0 turns the crop off; must be below the
+	// image height and width (reflect needs it, numpy and TF alike).
+	Padding int `mapstructure:"padding" yaml:"padding"`
+	// Mode is "reflect" (numpy/TF REFLECT, edge pixel not repeated:
+	// d c b | a b c d | c b a; the default, as in the fast recipes: Page's
+	// ResNet-9 DAWNBench code and airbench pad with reflect) or "constant"
+	// (Value everywhere outside; torchvision RandomCrop(32, padding=4)).
+	Mode string `mapstructure:"mode" yaml:"mode"`
+	// Value is the constant mode's fill, 0..255.
+	Value int `mapstructure:"value" yaml:"value"`
+}
+
+// Cutout fills Count squares of side Size, each centred at a uniform random
+// pixel and clipped at the borders (DeVries & Taylor 2017, "Improved
+// Regularization of Convolutional Neural Networks with Cutout").
+type Cutout struct {
+	// Size is the square's side in pixels; 0 turns cutout off.
+	Size int `mapstructure:"size" yaml:"size"`
+	// Count is how many squares per image (they may overlap); 0 = none.
+	Count int `mapstructure:"count" yaml:"count"`
+	// Value is the fill, 0..255. DeVries & Taylor zero the image after
+	// mean/std normalisation, i.e. fill with the mean colour; here the
+	// pixels are raw uint8, so 0 is black; CIFAR-10's mean is about
+	// (125, 123, 114).
+	Value int `mapstructure:"value" yaml:"value"`
 }
 
 // Preview sizes the augmentation preview.
@@ -165,6 +224,21 @@ type Runtime struct {
 	// TensorFlowLogs shows TensorFlow's own log lines (oneDNN, absl, MLIR),
 	// which are hidden by default; the --verbose flag does the same.
 	TensorFlowLogs bool `mapstructure:"tensorflow_logs" yaml:"tensorflow_logs"`
+	// Device is where the graph runs: auto (the first GPU if TensorFlow
+	// sees one, else the CPU), cpu (GPUs hidden), gpu (the first GPU,
+	// required) or gpu:N (GPU N, required). See ParseDevice.
+	Device string `mapstructure:"device" yaml:"device"`
+	// GPUMemoryGrowth makes TensorFlow allocate GPU memory as needed
+	// instead of reserving nearly all of it at session start.
+	GPUMemoryGrowth bool `mapstructure:"gpu_memory_growth" yaml:"gpu_memory_growth"`
+}
+
+// Evaluate configures the test-set evaluation after training.
+type Evaluate struct {
+	// TTA also measures the test accuracy with flip test-time
+	// augmentation (the mean of the outputs on each image and its mirror
+	// image), reported beside the plain accuracy in metrics.json.
+	TTA bool `mapstructure:"tta" yaml:"tta"`
 }
 
 // Output says where artifacts go.
@@ -203,12 +277,15 @@ func Default() Config {
 			Optimizer: Optimizer{Name: "rmsprop", Args: map[string]any{"learning_rate": 0.001}},
 			Verbose:   "auto",
 		},
+		Runtime: Runtime{Device: "auto", Precision: "float32"},
 		Augment: Augment{
 			FillMode:     "nearest",
+			Crop:         Crop{Mode: "reflect"},
+			Flip:         "none",
+			Cutout:       Cutout{Count: 1},
 			QueueBatches: 8,
 			Preview:      Preview{Images: 10, PerImage: 5, Prefix: "cifar"},
 		},
-		Runtime: Runtime{Precision: "float32"},
 		Output: Output{
 			Dir:             "output",
 			KeepCheckpoints: 3,

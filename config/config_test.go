@@ -131,12 +131,38 @@ func TestBadConfigs(t *testing.T) {
 		{"split out of range", "data: {validation_split: 1.5}\n", nil, []string{"data.validation_split"}},
 		{"layer without type", "model: {layers: [{units: 3}]}\n", nil, []string{"c.yaml:1", "model.layers[0].type", "missing"}},
 		{"bad fill mode", "augment: {fill_mode: mirror}\n", nil, []string{"augment.fill_mode"}},
+		{"negative crop padding", "augment: {crop: {padding: -1}}\n", nil, []string{"augment.crop.padding", "-1"}},
+		{"crop padding = image size", "augment: {crop: {padding: 32}}\n", nil, []string{"augment.crop.padding", "32", "below the image size"}},
+		{"crop padding > non-square side", "data: {image_shape: [32, 8, 3]}\naugment: {crop: {padding: 8}}\n", nil, []string{"augment.crop.padding", "32x8"}},
+		{"unknown crop mode", "augment: {crop: {padding: 4, mode: symmetric}}\n", nil, []string{"augment.crop.mode", "symmetric", "reflect, constant"}},
+		{"crop value not a pixel", "augment: {crop: {padding: 4, mode: constant, value: 256}}\n", nil, []string{"augment.crop.value", "256"}},
+		{"crop value fractional", "augment: {crop: {value: 0.5}}\n", nil, []string{"augment.crop.value", "whole number"}},
+		{"misspelled crop key", "augment: {crop: {paddin: 4}}\n", nil, []string{"augment.crop.paddin", "did you mean augment.crop.padding"}},
+		{"unknown flip", "augment: {flip: alternating}\n", nil, []string{"augment.flip", "alternating", "none, random, alternate"}},
+		{"flip as bool", "augment: {flip: true}\n", nil, []string{"augment.flip"}},
+		{"two flips", "augment: {flip: random, horizontal_flip: true}\n", nil, []string{"augment.flip", "horizontal_flip", "twice"}},
+		{"negative cutout size", "augment: {cutout: {size: -8}}\n", nil, []string{"augment.cutout.size", "-8"}},
+		{"negative cutout count", "augment: {cutout: {size: 8, count: -1}}\n", nil, []string{"augment.cutout.count", "-1"}},
+		{"cutout count without size", "augment: {cutout: {count: 2}}\n", nil, []string{"augment.cutout.size", "count 2"}},
+		{"cutout value not a pixel", "augment: {cutout: {size: 8, value: -3}}\n", nil, []string{"augment.cutout.value", "-3"}},
+		{"bad --set crop mode", "", []string{"augment.crop.mode=wrap"}, []string{"augment.crop.mode", "wrap"}},
+		{"unknown device", "runtime: {device: tpu}\n", nil, []string{"runtime.device", "tpu", "gpu:N"}},
+		{"device index not a number", "", []string{"runtime.device=gpu:x"}, []string{"runtime.device", "gpu:x"}},
+		{"negative device index", "", []string{"runtime.device=gpu:-1"}, []string{"runtime.device", "gpu:-1"}},
+		{"empty device index", "", []string{"runtime.device=gpu:"}, []string{"runtime.device"}},
+		{"upper-case device", "", []string{"runtime.device=GPU"}, []string{"runtime.device", "GPU"}},
+		{"device as a number", "runtime: {device: 0}\n", nil, []string{"runtime.device"}},
+		{"memory growth not a bool", "runtime: {gpu_memory_growth: maybe}\n", nil, []string{"runtime.gpu_memory_growth"}},
 		{"unknown --set key", "", []string{"train.epoch=3"}, []string{"--set train.epoch", "did you mean train.epochs"}},
 		{"truncated --set key", "", []string{"augment.rotation=3"}, []string{"--set augment.rotation", "did you mean augment.rotation_range"}},
 		{"malformed --set", "", []string{"train.epochs"}, []string{"key=value"}},
 		{"bad --set value", "", []string{"train.epochs=abc"}, []string{"train.epochs"}},
 		// Issue 14 case 6: NaN compares false with every bound, so range
 		// checks alone accepted these (a NaN split silently meant 0).
+		{"mean without std", "data: {mean: [0.5, 0.5, 0.5]}\n", nil, []string{"data.mean and data.std", "give both"}},
+		{"mean of the wrong length", "data: {mean: [0.5, 0.5], std: [0.2, 0.2]}\n", nil, []string{"data.mean", "one value per channel (3)"}},
+		{"zero std", "data: {mean: [0.5, 0.5, 0.5], std: [0.2, 0, 0.2]}\n", nil, []string{"data.std", "> 0"}},
+		{"label smoothing of 1", "train: {label_smoothing: 1}\n", nil, []string{"train.label_smoothing", "[0, 1)"}},
 		{"nan validation split", "data: {validation_split: .nan}\n", nil, []string{"data.validation_split", "NaN"}},
 		{"-inf rotation", "augment: {rotation_range: -.inf}\n", nil, []string{"augment.rotation_range", "-Inf"}},
 		{"nan zoom bound", "augment: {zoom_range: [0.9, .nan]}\n", nil, []string{"augment.zoom_range[1]", "NaN"}},
@@ -168,6 +194,26 @@ func TestBadConfigs(t *testing.T) {
 	}
 }
 
+// TestModernAugmentKeys: the crop, flip and cutout keys load from YAML and
+// --set, with their defaults (all off, reflect mode) when absent.
+func TestModernAugmentKeys(t *testing.T) {
+	cfg, err := Load(writeConfig(t, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Augment; a.Crop != (Crop{Mode: "reflect"}) || a.Flip != "none" || a.Cutout != (Cutout{Count: 1}) {
+		t.Fatalf("defaults: crop %+v flip %q cutout %+v", a.Crop, a.Flip, a.Cutout)
+	}
+	cfg, err = Load(writeConfig(t, "augment:\n  enabled: true\n  crop: {padding: 4, mode: constant, value: 128}\n  flip: alternate\n  cutout: {size: 8, count: 2, value: 7}\n"),
+		[]string{"augment.cutout.size=12"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Augment; a.Crop != (Crop{Padding: 4, Mode: "constant", Value: 128}) || a.Flip != "alternate" || a.Cutout != (Cutout{Size: 12, Count: 2, Value: 7}) {
+		t.Fatalf("loaded: crop %+v flip %q cutout %+v", a.Crop, a.Flip, a.Cutout)
+	}
+}
+
 func TestMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), nil)
 	if err == nil || !strings.Contains(err.Error(), "nope.yaml") || !strings.Contains(err.Error(), "no such file") {
@@ -190,5 +236,26 @@ func TestPrecisionKey(t *testing.T) {
 		if err != nil || cfg.Runtime.Precision != p {
 			t.Errorf("--set runtime.precision=%s: %q, %v", p, cfg.Runtime.Precision, err)
 		}
+	}
+}
+
+func TestParseDevice(t *testing.T) {
+	for in, want := range map[string]DeviceSpec{
+		"auto": {Kind: DeviceAuto}, "cpu": {Kind: DeviceCPU}, "gpu": {Kind: DeviceGPU},
+		"gpu:0": {Kind: DeviceGPU}, "gpu:3": {Kind: DeviceGPU, Index: 3},
+	} {
+		got, err := ParseDevice(in)
+		if err != nil || got != want {
+			t.Errorf("ParseDevice(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "gpu:", "gpu:-1", "gpu:+1", "gpu:1x", "gpu:99999999999999999999", "cuda:0", "GPU", " gpu"} {
+		if _, err := ParseDevice(in); err == nil {
+			t.Errorf("ParseDevice(%q) accepted", in)
+		}
+	}
+	cfg, err := Load(writeConfig(t, ""), []string{"runtime.device=gpu:2", "runtime.gpu_memory_growth=true"})
+	if err != nil || cfg.Runtime.Device != "gpu:2" || !cfg.Runtime.GPUMemoryGrowth {
+		t.Fatalf("overrides not applied: %+v %v", cfg.Runtime, err)
 	}
 }

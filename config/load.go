@@ -74,6 +74,9 @@ func Load(path string, sets []string) (Config, error) {
 	if err := v.Unmarshal(&cfg, dec); err != nil {
 		return Config{}, fmt.Errorf("config %s: %s", path, decodeError(err))
 	}
+	if err := rawCallbacks(&root, sets, &cfg); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
 	cfg.Source = Source{Path: path, lines: map[string]int{}}
 	recordLines(&root, "", cfg.Source.lines)
 	if err := cfg.Validate(); err != nil {
@@ -158,10 +161,13 @@ func knownKeys(t reflect.Type, prefix string) map[string]reflect.Type {
 }
 
 // openKey reports whether a --set key lies in a section whose keys the
-// engine checks (the optimiser's arguments).
+// engine checks (the optimiser's arguments, its schedule, the callbacks).
 func openKey(k string) bool {
+	if rest, ok := strings.CutPrefix(k, "train.callbacks."); ok && rest != "" {
+		return true // checked by package callback
+	}
 	rest, ok := strings.CutPrefix(k, "train.optimizer.")
-	return ok && rest != "" && !strings.Contains(rest, ".")
+	return ok && rest != "" && (!strings.Contains(rest, ".") || strings.HasPrefix(rest, "learning_rate."))
 }
 
 // checkKeys walks the YAML document and reports the first key the Config
@@ -255,6 +261,21 @@ func suggest(key string, known map[string]reflect.Type) string {
 	return " (did you mean " + best + "?)"
 }
 
+// Suggest returns " (did you mean X?)" for the name closest to s among
+// names, if one is close (an edit distance below 3), else "".
+func Suggest(s string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := levenshtein(s, n); d < bestD || (d == bestD && best != "" && n < best) {
+			best, bestD = n, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return " (did you mean " + best + "?)"
+}
+
 func levenshtein(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
@@ -320,13 +341,20 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 // number is accepted where a list is wanted (kernel_size: 3), as Keras
 // accepts an int for a tuple.
 func DecodeArgs(in map[string]any, out any, prefix, what string) error {
-	t := reflect.TypeOf(out).Elem()
 	known := map[string]reflect.Type{}
-	for i := range t.NumField() {
-		if tag := t.Field(i).Tag.Get("mapstructure"); tag != "" && tag != "-" {
-			known[tag] = t.Field(i).Type
+	var collect func(t reflect.Type)
+	collect = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			switch tag := f.Tag.Get("mapstructure"); {
+			case tag == ",squash":
+				collect(f.Type) // an embedded struct's keys are the outer's
+			case tag != "" && tag != "-" && f.IsExported():
+				known[tag] = f.Type
+			}
 		}
 	}
+	collect(reflect.TypeOf(out).Elem())
 	keys := make([]string, 0, len(in))
 	for k := range in {
 		keys = append(keys, k)
@@ -388,4 +416,54 @@ func scalarToSlice(from, to reflect.Type, data any) (any, error) {
 		return []any{data}, nil
 	}
 	return data, nil
+}
+
+// rawCallbacks takes train.callbacks from the YAML and --set as written:
+// viper drops an empty mapping, and early_stopping: {} means "with Keras's
+// defaults" there.
+func rawCallbacks(root *yaml.Node, sets []string, cfg *Config) error {
+	if len(root.Content) > 0 {
+		var doc struct {
+			Train struct {
+				Callbacks map[string]any `yaml:"callbacks"`
+			} `yaml:"train"`
+		}
+		if err := root.Content[0].Decode(&doc); err == nil && doc.Train.Callbacks != nil {
+			cfg.Train.Callbacks = doc.Train.Callbacks
+		}
+	}
+	for _, s := range sets {
+		k, val, _ := strings.Cut(s, "=")
+		k = strings.TrimSpace(k)
+		if k != "train.callbacks" && !strings.HasPrefix(k, "train.callbacks.") {
+			continue
+		}
+		var v any
+		if err := yaml.Unmarshal([]byte(val), &v); err != nil {
+			return fmt.Errorf("--set %s: not valid YAML: %s", k, oneLine(err.Error()))
+		}
+		if k == "train.callbacks" {
+			m, ok := v.(map[string]any)
+			if !ok && v != nil {
+				return fmt.Errorf("--set train.callbacks: %v is not a mapping (e.g. {early_stopping: {patience: 3}})", v)
+			}
+			cfg.Train.Callbacks = m
+			continue
+		}
+		if cfg.Train.Callbacks == nil {
+			cfg.Train.Callbacks = map[string]any{}
+		}
+		m := cfg.Train.Callbacks
+		path := strings.Split(strings.TrimPrefix(k, "train.callbacks."), ".")
+		for _, p := range path[:len(path)-1] {
+			sub, ok := m[p].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[p] = sub
+			}
+			m = sub
+		}
+		m[path[len(path)-1]] = v
+	}
+	return nil
 }

@@ -62,6 +62,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("data.classes: %d must be at least 2", d.Classes)
 	case len(d.ImageShape) != 3 || d.ImageShape[0] < 1 || d.ImageShape[1] < 1 || d.ImageShape[2] < 1:
 		return fmt.Errorf("data.image_shape: %v must be [height, width, channels], all positive", d.ImageShape)
+	case len(d.Mean) != len(d.Std):
+		return fmt.Errorf("data.mean and data.std: give both, one value per channel (%v and %v)", d.Mean, d.Std)
+	case len(d.Mean) > 0 && len(d.ImageShape) == 3 && len(d.Mean) != d.ImageShape[2]:
+		return fmt.Errorf("data.mean: %v must have one value per channel (%d)", d.Mean, d.ImageShape[2])
+	case slices.ContainsFunc(d.Std, func(s float64) bool { return !(s > 0) }):
+		return fmt.Errorf("data.std: %v: every value must be > 0", d.Std)
 	case d.LimitTrain < 0 || d.LimitTest < 0:
 		return fmt.Errorf("data.limit_train/limit_test: must be >= 0")
 	case d.Synthetic.Train < 0 || d.Synthetic.Test < 0:
@@ -78,6 +84,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("train.epochs: %d must be >= 1", t.Epochs)
 	case t.StepsPerEpoch < 0:
 		return fmt.Errorf("train.steps_per_epoch: %d must be >= 0", t.StepsPerEpoch)
+	case t.LabelSmoothing < 0 || t.LabelSmoothing >= 1:
+		return fmt.Errorf("train.label_smoothing: %v is outside [0, 1)", t.LabelSmoothing)
 	case t.Loss != "categorical_crossentropy":
 		return fmt.Errorf("train.loss: %q is not supported (categorical_crossentropy)", t.Loss)
 	case !slices.Contains([]string{"auto", "bar", "line", "none"}, t.Verbose):
@@ -113,6 +121,26 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("augment.brightness_range: %v must be [lower, upper]", a.BrightnessRange)
 	case !slices.Contains([]string{"nearest", "constant", "reflect", "wrap"}, a.FillMode):
 		return fmt.Errorf("augment.fill_mode: %q is not one of nearest, constant, reflect, wrap", a.FillMode)
+	case a.Crop.Padding < 0:
+		return fmt.Errorf("augment.crop.padding: %d must be >= 0 (0 = no crop)", a.Crop.Padding)
+	case a.Crop.Padding > 0 && len(d.ImageShape) == 3 && a.Crop.Padding >= min(d.ImageShape[0], d.ImageShape[1]):
+		return fmt.Errorf("augment.crop.padding: %d must be below the image size %dx%d (reflect padding needs it)", a.Crop.Padding, d.ImageShape[0], d.ImageShape[1])
+	case !slices.Contains([]string{"reflect", "constant"}, a.Crop.Mode):
+		return fmt.Errorf("augment.crop.mode: %q is not one of reflect, constant", a.Crop.Mode)
+	case a.Crop.Value < 0 || a.Crop.Value > 255:
+		return fmt.Errorf("augment.crop.value: %d must be a pixel value in 0..255", a.Crop.Value)
+	case !slices.Contains([]string{"none", "random", "alternate"}, a.Flip):
+		return fmt.Errorf("augment.flip: %q is not one of none, random, alternate", a.Flip)
+	case a.Flip != "none" && a.HorizontalFlip:
+		return fmt.Errorf("augment.flip: %q with augment.horizontal_flip true would flip twice; set one of them", a.Flip)
+	case a.Cutout.Size < 0:
+		return fmt.Errorf("augment.cutout.size: %d must be > 0 (or 0 for no cutout)", a.Cutout.Size)
+	case a.Cutout.Size == 0 && a.Cutout.Count > 1:
+		return fmt.Errorf("augment.cutout.size: 0 with count %d erases nothing; set size > 0 (DeVries & Taylor: 16 for CIFAR-10)", a.Cutout.Count)
+	case a.Cutout.Count < 0:
+		return fmt.Errorf("augment.cutout.count: %d must be >= 0", a.Cutout.Count)
+	case a.Cutout.Value < 0 || a.Cutout.Value > 255:
+		return fmt.Errorf("augment.cutout.value: %d must be a pixel value in 0..255", a.Cutout.Value)
 	case a.Workers < 0:
 		return fmt.Errorf("augment.workers: %d must be >= 0", a.Workers)
 	case a.QueueBatches < 1 || a.QueueBatches > MaxQueueBatches:
@@ -126,6 +154,9 @@ func (c *Config) Validate() error {
 	r := c.Runtime
 	if r.IntraOpThreads < 0 || r.InterOpThreads < 0 {
 		return fmt.Errorf("runtime: thread counts must be >= 0 (0 lets TensorFlow choose)")
+	}
+	if _, err := ParseDevice(r.Device); err != nil {
+		return err
 	}
 	if c.Output.Dir == "" {
 		return fmt.Errorf("output.dir: empty; name a directory (default output)")

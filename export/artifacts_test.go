@@ -14,6 +14,7 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/cifartest"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/enginetest"
+	"github.com/cifar-pipeline/cifar-pipeline/internal/modeltest"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/testenv"
 	"github.com/cifar-pipeline/cifar-pipeline/pixels"
 	"github.com/cifar-pipeline/cifar-pipeline/train"
@@ -41,19 +42,7 @@ var nets = []struct {
 // that every variable (moving statistics included) holds trained values.
 func trained(t *testing.T, layers []config.Layer, opt string, images, labels []uint8, epochs int) *graph.Model {
 	t.Helper()
-	net, err := graph.NewNet(config.Model{Layers: layers}, []int{32, 32, 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := graph.NewOptimizer(enginetest.Optimizer(opt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := graph.Compile(net, graph.Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: o})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := modeltest.Compile(t, layers, opt)
 	data := &train.Arrays{Set: &pixels.Set{Images: images, Labels: labels, H: 32, W: 32, C: 3}, BatchSize: 32, Shuffle: true, Seed: 3}
 	if _, err := train.Fit(context.Background(), m, data, train.Options{BatchSize: 32, Epochs: epochs, Seed: 3}); err != nil {
 		t.Fatal(err)
@@ -195,6 +184,28 @@ func testSavedModel(t *testing.T, layers []config.Layer) {
 	if d := maxAbsDiff(got, want); d > 1e-6 {
 		t.Errorf("Go SavedModel predicts differently: max abs diff %g", d)
 	}
+	// serving_tta: the mean of the outputs on the images and their mirror images.
+	mirrored, err := train.Predict(context.Background(), m, mirror(images, n), n, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tta, err := LoadServingSignature(dir, SignatureTTA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tta.Close()
+	gotTTA, err := tta.Predict(images, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if d := math.Abs(float64(gotTTA[i]) - (float64(want[i])+float64(mirrored[i]))/2); d > 1e-6 {
+			t.Fatalf("serving_tta output %d: %g, want the mean of %g and %g", i, gotTTA[i], want[i], mirrored[i])
+		}
+	}
+	if maxAbsDiff(mirrored, want) < 1e-3 {
+		t.Fatal("mirror images predict the same as the originals: the TTA check is vacuous")
+	}
 	if testing.Short() {
 		return
 	}
@@ -215,6 +226,20 @@ f(images=tf.constant(x))["probabilities"].numpy().astype("<f4").tofile(out)
 	} else {
 		t.Logf("Python SavedModel vs Go: max abs diff %.3g", d)
 	}
+}
+
+// mirror returns n 32×32×3 images flipped left to right.
+func mirror(images []uint8, n int) []uint8 {
+	out := make([]uint8, len(images))
+	for i := range n {
+		for y := range 32 {
+			for x := range 32 {
+				src, dst := ((i*32+y)*32+x)*3, ((i*32+y)*32+31-x)*3
+				copy(out[dst:dst+3], images[src:src+3])
+			}
+		}
+	}
+	return out
 }
 
 // realTestImages returns the first n real CIFAR-10 test images and labels

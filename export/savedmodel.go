@@ -36,6 +36,11 @@ func shape64(s []int) []int64 {
 const (
 	ServingInput  = "images"
 	ServingOutput = "probabilities"
+	// SignatureDefault is the model's output; SignatureTTA the mean of its
+	// outputs on the images and their mirror images (flip test-time
+	// augmentation).
+	SignatureDefault = "serving_default"
+	SignatureTTA     = "serving_tta"
 )
 
 // ExportSavedModel writes a TensorFlow SavedModel of the inference path to
@@ -132,8 +137,9 @@ func servingMetaGraph(m *graph.Model) (*corepb.MetaGraphDef, error) {
 			}
 		}
 	}
-	out := net.Inference(s, images, opts.Normalize, vars)
+	out, tta := net.InferenceTTA(s, images, opts.Preprocess(), vars)
 	probs := op.Identity(s.SubScope(ServingOutput), out)
+	probsTTA := op.Identity(s.SubScope(ServingOutput+"_tta"), tta)
 	// V2 saver ops, as tf.compat.v1.train.Saver lays them out.
 	ss := s.SubScope("save")
 	filename := op.PlaceholderWithDefault(ss.SubScope("Const"), op.Const(ss.SubScope("default"), "model"), tf.ScalarShape())
@@ -175,16 +181,24 @@ func servingMetaGraph(m *graph.Model) (*corepb.MetaGraphDef, error) {
 			Version: corepb.SaverDef_V2,
 		},
 		CollectionDef: map[string]*corepb.CollectionDef{"variables": collection(varDefs), "trainable_variables": collection(trainableDefs)},
-		SignatureDef: map[string]*corepb.SignatureDef{"serving_default": {
-			Inputs: map[string]*corepb.TensorInfo{ServingInput: {
-				Encoding: &corepb.TensorInfo_Name{Name: images.Op.Name() + ":0"}, Dtype: typespb.DataType_DT_UINT8,
-				TensorShape: &tensorshapepb.TensorShapeProto{Dim: dims}}},
-			Outputs: map[string]*corepb.TensorInfo{ServingOutput: {
-				Encoding: &corepb.TensorInfo_Name{Name: probs.Op.Name() + ":0"}, Dtype: typespb.DataType_DT_FLOAT,
-				TensorShape: &tensorshapepb.TensorShapeProto{Dim: []*tensorshapepb.TensorShapeProto_Dim{{Size: -1}, {Size: int64(opts.Classes)}}}}},
-			MethodName: "tensorflow/serving/predict",
-		}},
+		SignatureDef: map[string]*corepb.SignatureDef{
+			SignatureDefault: signature(images, dims, probs, opts.Classes),
+			SignatureTTA:     signature(images, dims, probsTTA, opts.Classes),
+		},
 	}, nil
+}
+
+// signature maps uint8 NHWC images to an output of n×classes probabilities.
+func signature(images tf.Output, dims []*tensorshapepb.TensorShapeProto_Dim, probs tf.Output, classes int) *corepb.SignatureDef {
+	return &corepb.SignatureDef{
+		Inputs: map[string]*corepb.TensorInfo{ServingInput: {
+			Encoding: &corepb.TensorInfo_Name{Name: images.Op.Name() + ":0"}, Dtype: typespb.DataType_DT_UINT8,
+			TensorShape: &tensorshapepb.TensorShapeProto{Dim: dims}}},
+		Outputs: map[string]*corepb.TensorInfo{ServingOutput: {
+			Encoding: &corepb.TensorInfo_Name{Name: probs.Op.Name() + ":0"}, Dtype: typespb.DataType_DT_FLOAT,
+			TensorShape: &tensorshapepb.TensorShapeProto{Dim: []*tensorshapepb.TensorShapeProto_Dim{{Size: -1}, {Size: int64(classes)}}}}},
+		MethodName: "tensorflow/serving/predict",
+	}
 }
 
 // Serving is a SavedModel loaded for prediction.
@@ -192,27 +206,39 @@ type Serving struct {
 	sm          *tf.SavedModel
 	input, prob tf.Output
 	shape       []int
+	classes     int // 0 when the signature does not say
 }
+
+// Classes is the number of probabilities the model gives per image, as its
+// signature declares it (0 when it does not).
+func (s *Serving) Classes() int { return s.classes }
 
 // LoadServing loads a SavedModel exported by ExportSavedModel (or any with
 // a serving_default signature taking uint8 NHWC images).
-func LoadServing(dir string) (*Serving, error) {
+func LoadServing(dir string) (*Serving, error) { return LoadServingSignature(dir, SignatureDefault) }
+
+// LoadServingSignature loads a SavedModel for prediction with the named
+// signature (SignatureDefault or SignatureTTA).
+func LoadServingSignature(dir, signature string) (*Serving, error) {
 	sm, err := tf.LoadSavedModel(dir, []string{"serve"}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("load SavedModel %s: %s", dir, graph.FirstLine(err))
 	}
-	sig, ok := sm.Signatures["serving_default"]
+	sig, ok := sm.Signatures[signature]
 	if !ok {
 		sm.Session.Close()
-		return nil, fmt.Errorf("load SavedModel %s: no serving_default signature", dir)
+		return nil, fmt.Errorf("load SavedModel %s: no %s signature (exported before it existed? rerun the export)", dir, signature)
 	}
 	inInfo, ok1 := sig.Inputs[ServingInput]
 	outInfo, ok2 := sig.Outputs[ServingOutput]
 	if !ok1 || !ok2 {
 		sm.Session.Close()
-		return nil, fmt.Errorf("load SavedModel %s: serving_default lacks %s -> %s", dir, ServingInput, ServingOutput)
+		return nil, fmt.Errorf("load SavedModel %s: %s lacks %s -> %s", dir, signature, ServingInput, ServingOutput)
 	}
 	s := &Serving{sm: sm}
+	if out, err := outInfo.Shape.ToSlice(); err == nil && len(out) == 2 && out[1] > 0 {
+		s.classes = int(out[1])
+	}
 	dims, err := inInfo.Shape.ToSlice()
 	if err != nil || len(dims) != 4 {
 		sm.Session.Close()

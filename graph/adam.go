@@ -21,6 +21,8 @@ import (
 // op Keras runs, in Keras's order, and every read of a slot is ordered
 // after its update.
 type Adam struct {
+	Base `mapstructure:",squash"`
+
 	LR      float64 `mapstructure:"learning_rate"`
 	Beta1   float64 `mapstructure:"beta_1"`
 	Beta2   float64 `mapstructure:"beta_2"`
@@ -29,11 +31,14 @@ type Adam struct {
 
 func init() {
 	RegisterOptimizer(OptimizerKind{Name: "adam", Class: "Adam", New: func() Optimizer {
-		return &Adam{LR: 0.001, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7}
+		return &Adam{LR: 0.001, Beta1: 0.9, Beta2: 0.999, Epsilon: 1e-7, Base: DefaultBase()}
 	}})
 }
 
 func (o *Adam) Validate() error {
+	if err := o.validateBase(); err != nil {
+		return err
+	}
 	if err := finiteIn("learning_rate", o.LR, 0, math.Inf(1), true, true); err != nil {
 		return err
 	}
@@ -75,7 +80,7 @@ func (o *Adam) Update(u *Updater, w *Variable, g tf.Output) *tf.Operation {
 }
 
 func (o *Adam) KerasConfig() map[string]any {
-	return map[string]any{"learning_rate": o.LR, "beta_1": o.Beta1, "beta_2": o.Beta2, "epsilon": o.Epsilon, "amsgrad": false}
+	return o.kerasBase(map[string]any{"learning_rate": o.LR, "beta_1": o.Beta1, "beta_2": o.Beta2, "epsilon": o.Epsilon, "amsgrad": false})
 }
 
 func (o *Adam) SlotsPerWeight() int { return 2 }

@@ -87,7 +87,17 @@ func FirstLine(err error) string {
 // Restore loads every variable of the model from the checkpoint at prefix.
 // A checkpoint of a different architecture fails with the first variable
 // that is missing or has another shape, before anything is assigned.
-func (m *Model) Restore(prefix string) error {
+func (m *Model) Restore(prefix string) error { return m.restore(prefix, m.State) }
+
+// RestoreWeights loads only the layers' variables (weights and their
+// state, such as moving statistics) from the checkpoint at prefix, leaving
+// the optimizer and the counters as they are: Keras's
+// restore_best_weights.
+func (m *Model) RestoreWeights(prefix string) error {
+	return m.restore(prefix, append(append([]*Variable(nil), m.Weights...), m.NonTrainable...))
+}
+
+func (m *Model) restore(prefix string, vars []*Variable) error {
 	if _, err := os.Stat(prefix + ".index"); err != nil {
 		return fmt.Errorf("restore %s: no checkpoint there (%s.index missing)", prefix, prefix)
 	}
@@ -95,8 +105,8 @@ func (m *Model) Restore(prefix string) error {
 	if err != nil {
 		return err
 	}
-	values := make([]*tf.Tensor, len(m.State))
-	for i, v := range m.State {
+	values := make([]*tf.Tensor, len(vars))
+	for i, v := range vars {
 		name, err := tf.NewTensor([]string{v.Name})
 		if err != nil {
 			return err
@@ -104,8 +114,8 @@ func (m *Model) Restore(prefix string) error {
 		out, err := m.sess.Run(map[tf.Output]*tf.Tensor{m.ckpt.prefix: p, m.ckpt.restoreName: name}, []tf.Output{m.ckpt.restore[v.DType]}, nil)
 		if err != nil {
 			msg := FirstLine(err)
-			if strings.Contains(msg, "not found in checkpoint") && v == m.runState {
-				continue // a checkpoint from before run state: it restores as empty
+			if strings.Contains(msg, "not found in checkpoint") && (v == m.runState || v == m.lrVar) {
+				continue // a checkpoint from before these existed: they keep their initial values
 			}
 			if strings.Contains(msg, "not found in checkpoint") {
 				return fmt.Errorf("restore %s: checkpoint has no variable %s %v: it was written by a different architecture or optimiser", prefix, v.Name, v.Shape)
@@ -121,7 +131,7 @@ func (m *Model) Restore(prefix string) error {
 		}
 		values[i] = out[0]
 	}
-	for i, v := range m.State {
+	for i, v := range vars {
 		if values[i] == nil {
 			continue
 		}

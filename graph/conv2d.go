@@ -12,23 +12,18 @@ import (
 // keras/src/layers/convolutional/base_conv.py. Conv2D(64, 3, 3) in the
 // notebook is kernel 3, stride 3, as positional arguments mean in Keras 3.
 type Conv2D struct {
-	Filters           int          `mapstructure:"filters"`
-	KernelSize        []int        `mapstructure:"kernel_size"`
-	Strides           []int        `mapstructure:"strides"`
-	Padding           string       `mapstructure:"padding"`
-	Activation        string       `mapstructure:"activation"`
-	UseBias           bool         `mapstructure:"use_bias"`
-	KernelInitializer string       `mapstructure:"kernel_initializer"`
-	BiasInitializer   string       `mapstructure:"bias_initializer"`
-	KernelRegularizer *Regularizer `mapstructure:"kernel_regularizer"`
-	BiasRegularizer   *Regularizer `mapstructure:"bias_regularizer"`
+	Filters    int    `mapstructure:"filters"`
+	KernelSize []int  `mapstructure:"kernel_size"`
+	Strides    []int  `mapstructure:"strides"`
+	Padding    string `mapstructure:"padding"`
+	WeightArgs `mapstructure:",squash"`
 
 	kernel, strides [2]int
 }
 
 func init() {
 	RegisterLayer(Kind{Type: "conv2d", Class: "Conv2D", New: func() Layer {
-		return &Conv2D{Padding: "valid", UseBias: true, KernelInitializer: "glorot_uniform", BiasInitializer: "zeros"}
+		return &Conv2D{Padding: "valid", WeightArgs: DefaultWeightArgs()}
 	}})
 }
 
@@ -52,36 +47,16 @@ func (l *Conv2D) Build(in []Shape) (Shape, []Param, error) {
 	if err := checkPadding(l.Padding); err != nil {
 		return nil, nil, err
 	}
-	if l.Activation, err = checkActivation(l.Activation); err != nil {
+	if err := l.WeightArgs.check(); err != nil {
 		return nil, nil, err
-	}
-	for key, name := range map[string]string{"kernel_initializer": l.KernelInitializer, "bias_initializer": l.BiasInitializer} {
-		if err := checkInitializer(key, name); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := l.KernelRegularizer.check("kernel_regularizer"); err != nil {
-		return nil, nil, err
-	}
-	if err := l.BiasRegularizer.check("bias_regularizer"); err != nil {
-		return nil, nil, err
-	}
-	if !l.UseBias && (l.BiasRegularizer != nil) {
-		return nil, nil, fmt.Errorf("bias_regularizer: the layer has no bias (use_bias: false)")
 	}
 	h := convOut(in[0][0], l.kernel[0], l.strides[0], l.Padding)
 	w := convOut(in[0][1], l.kernel[1], l.strides[1], l.Padding)
 	if h < 1 || w < 1 {
 		return nil, nil, fmt.Errorf("kernel %v with stride %v does not fit input %v", l.kernel, l.strides, in[0])
 	}
-	params := []Param{{Name: "kernel", Shape: []int{l.kernel[0], l.kernel[1], in[0][2], l.Filters}, Init: l.KernelInitializer, Trainable: true, Regularizer: l.KernelRegularizer}}
-	if l.UseBias {
-		params = append(params, Param{Name: "bias", Shape: []int{l.Filters}, Init: l.BiasInitializer, Trainable: true, Regularizer: l.BiasRegularizer})
-	}
-	return Shape{h, w, l.Filters}, params, nil
+	return Shape{h, w, l.Filters}, l.params([]int{l.kernel[0], l.kernel[1], in[0][2], l.Filters}), nil
 }
-
-func (l *Conv2D) ActivationName() string { return l.Activation }
 
 func (l *Conv2D) stride4() []int64 { return []int64{1, int64(l.strides[0]), int64(l.strides[1]), 1} }
 
@@ -115,11 +90,8 @@ func (l *Conv2D) Backward(c *Call, dy tf.Output) (dx, dw []tf.Output) {
 }
 
 func (l *Conv2D) KerasConfig() map[string]any {
-	return map[string]any{
+	return l.kerasConfig(map[string]any{
 		"filters": l.Filters, "kernel_size": l.kernel[:], "strides": l.strides[:], "padding": l.Padding,
-		"data_format": "channels_last", "dilation_rate": []int{1, 1}, "groups": 1, "activation": l.Activation,
-		"use_bias": l.UseBias, "kernel_initializer": kerasInitializer(l.KernelInitializer),
-		"bias_initializer": kerasInitializer(l.BiasInitializer), "kernel_regularizer": l.KernelRegularizer.keras(),
-		"bias_regularizer": l.BiasRegularizer.keras(), "activity_regularizer": nil, "kernel_constraint": nil, "bias_constraint": nil,
-	}
+		"data_format": "channels_last", "dilation_rate": []int{1, 1}, "groups": 1, "activity_regularizer": nil,
+	})
 }

@@ -9,18 +9,13 @@ import (
 
 // Dense is keras.layers.Dense on a flat input: keras/src/layers/core/dense.py.
 type Dense struct {
-	Units             int          `mapstructure:"units"`
-	Activation        string       `mapstructure:"activation"`
-	UseBias           bool         `mapstructure:"use_bias"`
-	KernelInitializer string       `mapstructure:"kernel_initializer"`
-	BiasInitializer   string       `mapstructure:"bias_initializer"`
-	KernelRegularizer *Regularizer `mapstructure:"kernel_regularizer"`
-	BiasRegularizer   *Regularizer `mapstructure:"bias_regularizer"`
+	Units      int `mapstructure:"units"`
+	WeightArgs `mapstructure:",squash"`
 }
 
 func init() {
 	RegisterLayer(Kind{Type: "dense", Class: "Dense", New: func() Layer {
-		return &Dense{UseBias: true, KernelInitializer: "glorot_uniform", BiasInitializer: "zeros"}
+		return &Dense{WeightArgs: DefaultWeightArgs()}
 	}})
 }
 
@@ -31,32 +26,11 @@ func (l *Dense) Build(in []Shape) (Shape, []Param, error) {
 	if l.Units < 1 {
 		return nil, nil, fmt.Errorf("units: %d must be >= 1", l.Units)
 	}
-	var err error
-	if l.Activation, err = checkActivation(l.Activation); err != nil {
+	if err := l.WeightArgs.check(); err != nil {
 		return nil, nil, err
 	}
-	for key, name := range map[string]string{"kernel_initializer": l.KernelInitializer, "bias_initializer": l.BiasInitializer} {
-		if err := checkInitializer(key, name); err != nil {
-			return nil, nil, err
-		}
-	}
-	if err := l.KernelRegularizer.check("kernel_regularizer"); err != nil {
-		return nil, nil, err
-	}
-	if err := l.BiasRegularizer.check("bias_regularizer"); err != nil {
-		return nil, nil, err
-	}
-	if !l.UseBias && l.BiasRegularizer != nil {
-		return nil, nil, fmt.Errorf("bias_regularizer: the layer has no bias (use_bias: false)")
-	}
-	params := []Param{{Name: "kernel", Shape: []int{in[0][0], l.Units}, Init: l.KernelInitializer, Trainable: true, Regularizer: l.KernelRegularizer}}
-	if l.UseBias {
-		params = append(params, Param{Name: "bias", Shape: []int{l.Units}, Init: l.BiasInitializer, Trainable: true, Regularizer: l.BiasRegularizer})
-	}
-	return Shape{l.Units}, params, nil
+	return Shape{l.Units}, l.params([]int{in[0][0], l.Units}), nil
 }
-
-func (l *Dense) ActivationName() string { return l.Activation }
 
 func (l *Dense) Call(c *Call) tf.Output {
 	x := op.MatMul(c.sub("MatMul"), c.In[0], c.Params[0])
@@ -84,10 +58,5 @@ func (l *Dense) Backward(c *Call, dy tf.Output) (dx, dw []tf.Output) {
 }
 
 func (l *Dense) KerasConfig() map[string]any {
-	return map[string]any{
-		"units": l.Units, "activation": l.Activation, "use_bias": l.UseBias,
-		"kernel_initializer": kerasInitializer(l.KernelInitializer), "bias_initializer": kerasInitializer(l.BiasInitializer),
-		"kernel_regularizer": l.KernelRegularizer.keras(), "bias_regularizer": l.BiasRegularizer.keras(),
-		"kernel_constraint": nil, "bias_constraint": nil, "quantization_config": nil,
-	}
+	return l.kerasConfig(map[string]any{"units": l.Units, "quantization_config": nil})
 }

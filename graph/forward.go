@@ -14,13 +14,28 @@ type pass struct {
 	logits, out tf.Output
 }
 
-// preprocess turns the uint8 images into the model's float input: the
-// notebook's X.astype('float32') / 255 when normalize is set (a true
-// division, as there).
-func (n *Net) preprocess(s *op.Scope, images tf.Output, normalize bool) tf.Output {
+// Preprocess is how uint8 images become the model's float input.
+type Preprocess struct {
+	// Normalize divides by 255, the notebook's X.astype('float32') / 255
+	// (a true division, as there).
+	Normalize bool
+	// Mean and Std, when set, then standardise each channel:
+	// (x − mean) / std, per channel, on the [0, 1] scale when Normalize.
+	Mean, Std []float64
+}
+
+// apply adds the preprocessing of images to s.
+func (p Preprocess) apply(s *op.Scope, images tf.Output) tf.Output {
 	x := op.Cast(s.SubScope("Cast"), images, tf.Float)
-	if normalize {
+	if p.Normalize {
 		x = op.RealDiv(s.SubScope("RealDiv"), x, op.Const(s.SubScope("Const"), float32(255)))
+	}
+	if len(p.Mean) > 0 {
+		mean, std := make([]float32, len(p.Mean)), make([]float32, len(p.Std))
+		for i := range mean {
+			mean[i], std[i] = float32(p.Mean[i]), float32(p.Std[i])
+		}
+		x = op.RealDiv(s.SubScope("RealDiv"), op.Sub(s.SubScope("Sub"), x, op.Const(s.SubScope("mean"), mean)), op.Const(s.SubScope("std"), std))
 	}
 	return x
 }
@@ -58,8 +73,26 @@ func (n *Net) forward(s *op.Scope, x tf.Output, params map[*Node][]tf.Output, tr
 // output (class probabilities after a final softmax), with each node's
 // variable values from params (inference mode: no dropout, moving
 // statistics). The SavedModel export builds its graph with it.
-func (n *Net) Inference(s *op.Scope, images tf.Output, normalize bool, params map[*Node][]tf.Output) tf.Output {
-	return n.forward(s.SubScope("model"), n.preprocess(s, images, normalize), params, false, tf.Output{}).out
+func (n *Net) Inference(s *op.Scope, images tf.Output, pre Preprocess, params map[*Node][]tf.Output) tf.Output {
+	return n.forward(s.SubScope("model"), pre.apply(s, images), params, false, tf.Output{}).out
+}
+
+// InferenceTTA is Inference that also returns the output with flip
+// test-time augmentation: the mean of the model's outputs on the images
+// and on their horizontal mirror images.
+func (n *Net) InferenceTTA(s *op.Scope, images tf.Output, pre Preprocess, params map[*Node][]tf.Output) (out, tta tf.Output) {
+	x := pre.apply(s, images)
+	out = n.forward(s.SubScope("model"), x, params, false, tf.Output{}).out
+	return out, n.flipTTA(s, x, out, params)
+}
+
+// flipTTA averages out, the output on x, with the output on x mirrored
+// left to right (NHWC axis 2).
+func (n *Net) flipTTA(s *op.Scope, x, out tf.Output, params map[*Node][]tf.Output) tf.Output {
+	ts := s.SubScope("tta")
+	flipped := op.ReverseV2(ts.SubScope("ReverseV2"), x, op.Const(ts.SubScope("axis"), []int32{2}))
+	other := n.forward(ts.SubScope("model"), flipped, params, false, tf.Output{}).out
+	return op.Mul(ts.SubScope("Mul"), op.AddV2(ts.SubScope("AddV2"), out, other), op.Const(ts.SubScope("half"), float32(0.5)))
 }
 
 // explicitBackward reports whether the layers' own Backward covers the

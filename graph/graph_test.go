@@ -6,19 +6,10 @@ import (
 	"testing"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
+	"github.com/cifar-pipeline/cifar-pipeline/internal/enginetest"
 )
 
-func smallNet() []config.Layer {
-	return []config.Layer{
-		lay("conv2d", "filters", 8, "kernel_size", 3, "padding", "same"),
-		lay("activation", "activation", "relu"),
-		lay("max_pooling2d", "pool_size", 2),
-		lay("dropout", "rate", 0.25),
-		lay("flatten"),
-		lay("dense", "units", 10),
-		lay("activation", "activation", "softmax"),
-	}
-}
+func smallNet() []config.Layer { return enginetest.SmallNet() }
 
 func compileSmall(t *testing.T, opt string) *Model {
 	t.Helper()
@@ -117,8 +108,8 @@ func TestLayerBuildErrors(t *testing.T) {
 		{"global pooling of a vector", &GlobalAveragePooling2D{}, []Shape{{4}}, "(height, width, channels)"},
 		{"add of different shapes", &Add{}, []Shape{{8, 8, 32}, {8, 8, 64}}, "inputs have shapes (8, 8, 32) and (8, 8, 64)"},
 		{"average pool too large", &AveragePooling2D{PoolSize: []int{8}, Padding: "valid"}, []Shape{{4, 4, 3}}, "does not fit"},
-		{"negative l2", &Dense{Units: 3, UseBias: true, KernelInitializer: "zeros", BiasInitializer: "zeros", KernelRegularizer: &Regularizer{L2: -1}}, []Shape{{4}}, "l1 and l2 must be >= 0"},
-		{"empty regularizer", &Dense{Units: 3, UseBias: true, KernelInitializer: "zeros", BiasInitializer: "zeros", KernelRegularizer: &Regularizer{}}, []Shape{{4}}, "give l1 or l2"},
+		{"negative l2", &Dense{Units: 3, WeightArgs: WeightArgs{UseBias: true, KernelInitializer: "zeros", BiasInitializer: "zeros", KernelRegularizer: &Regularizer{L2: -1}}}, []Shape{{4}}, "l1 and l2 must be >= 0"},
+		{"empty regularizer", &Dense{Units: 3, WeightArgs: WeightArgs{UseBias: true, KernelInitializer: "zeros", BiasInitializer: "zeros", KernelRegularizer: &Regularizer{}}}, []Shape{{4}}, "give l1 or l2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := tc.layer.Build(tc.in)

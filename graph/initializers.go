@@ -104,3 +104,14 @@ func fans(shape []int) (in, out int) {
 	}
 	return shape[len(shape)-2] * rf, shape[len(shape)-1] * rf
 }
+
+// InitializerByClass returns the name of the initializer whose Keras class
+// is class (GlorotUniform → glorot_uniform), for reading Keras configs.
+func InitializerByClass(class string) (string, bool) {
+	for name, in := range initializers {
+		if in.class == class {
+			return name, true
+		}
+	}
+	return "", false
+}

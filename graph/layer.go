@@ -213,3 +213,64 @@ func checkPadding(p string) error {
 	}
 	return nil
 }
+
+// WeightArgs are the arguments Keras's Conv2D and Dense share: the
+// activation and the kernel's and bias's use, initializers and
+// regularizers, with Keras's defaults (DefaultWeightArgs).
+type WeightArgs struct {
+	Activation        string       `mapstructure:"activation"`
+	UseBias           bool         `mapstructure:"use_bias"`
+	KernelInitializer string       `mapstructure:"kernel_initializer"`
+	BiasInitializer   string       `mapstructure:"bias_initializer"`
+	KernelRegularizer *Regularizer `mapstructure:"kernel_regularizer"`
+	BiasRegularizer   *Regularizer `mapstructure:"bias_regularizer"`
+}
+
+// DefaultWeightArgs are Keras's: a bias, glorot_uniform kernels, zero biases.
+func DefaultWeightArgs() WeightArgs {
+	return WeightArgs{UseBias: true, KernelInitializer: "glorot_uniform", BiasInitializer: "zeros"}
+}
+
+func (w *WeightArgs) check() error {
+	var err error
+	if w.Activation, err = checkActivation(w.Activation); err != nil {
+		return err
+	}
+	if err := checkInitializer("kernel_initializer", w.KernelInitializer); err != nil {
+		return err
+	}
+	if err := checkInitializer("bias_initializer", w.BiasInitializer); err != nil {
+		return err
+	}
+	if err := w.KernelRegularizer.check("kernel_regularizer"); err != nil {
+		return err
+	}
+	if err := w.BiasRegularizer.check("bias_regularizer"); err != nil {
+		return err
+	}
+	if !w.UseBias && w.BiasRegularizer != nil {
+		return fmt.Errorf("bias_regularizer: the layer has no bias (use_bias: false)")
+	}
+	return nil
+}
+
+// params are the kernel of the given shape and, with use_bias, a bias of
+// the kernel's last dimension.
+func (w *WeightArgs) params(kernel []int) []Param {
+	ps := []Param{{Name: "kernel", Shape: kernel, Init: w.KernelInitializer, Trainable: true, Regularizer: w.KernelRegularizer}}
+	if w.UseBias {
+		ps = append(ps, Param{Name: "bias", Shape: []int{kernel[len(kernel)-1]}, Init: w.BiasInitializer, Trainable: true, Regularizer: w.BiasRegularizer})
+	}
+	return ps
+}
+
+func (w *WeightArgs) ActivationName() string { return w.Activation }
+
+// kerasConfig adds the shared arguments to a layer's Keras config.
+func (w *WeightArgs) kerasConfig(c map[string]any) map[string]any {
+	c["activation"], c["use_bias"] = w.Activation, w.UseBias
+	c["kernel_initializer"], c["bias_initializer"] = kerasInitializer(w.KernelInitializer), kerasInitializer(w.BiasInitializer)
+	c["kernel_regularizer"], c["bias_regularizer"] = w.KernelRegularizer.keras(), w.BiasRegularizer.keras()
+	c["kernel_constraint"], c["bias_constraint"] = nil, nil
+	return c
+}

@@ -22,6 +22,8 @@ type Options struct {
 	Seed int64
 	// Normalize divides the uint8 input by 255 inside the graph.
 	Normalize bool
+	// Mean and Std standardise each channel after it (Preprocess).
+	Mean, Std []float64
 	// Classes is the number of classes of the one-hot targets; the model's
 	// output must have exactly this many units.
 	Classes int
@@ -36,6 +38,12 @@ type Options struct {
 	// library must not change the environment); with it, a training step
 	// was 6–13× slower than without XLA here (BENCHMARKS.md).
 	XLA bool
+	// Session, when set, adjusts the session's configuration (the device
+	// placement: visible GPUs, memory growth).
+	Session func(*configpb.ConfigProto)
+	// LabelSmoothing is Keras's categorical_crossentropy label_smoothing:
+	// targets become onehot·(1−ls) + ls/classes (keras/src/losses/losses.py).
+	LabelSmoothing float64
 	// AutoGradients builds the backward pass with Graph.AddGradients (the
 	// C++ gradient registry) instead of the layers' own Backward. Both use
 	// the same TensorFlow gradient kernels; the explicit pass feeds
@@ -99,14 +107,21 @@ type Model struct {
 	runState  *Variable
 
 	images, labels, dropSeed tf.Output
-	lr                       tf.Output
+	// lr is the fed learning rate under a schedule; lrVar the optimizer's
+	// learning_rate variable under a constant rate.
+	lr    tf.Output
+	lrVar *Variable
 	// Training path (dropout active, batch statistics).
 	logits, loss, correct tf.Output
 	grads                 []tf.Output
 	stateUpdates          []*tf.Operation
-	trainOp               *tf.Operation
+	// averages pairs each weight with its moving average (use_ema).
+	averages [][2]*Variable
+	trainOp  *tf.Operation
 	// Inference path (dropout off, moving statistics).
 	evalLogits, evalProbs, evalLoss, evalCorrect tf.Output
+	// evalProbsTTA is evalProbs with flip test-time augmentation.
+	evalProbsTTA tf.Output
 
 	ckpt checkpointOps
 }
@@ -118,6 +133,12 @@ type Model struct {
 func Compile(net *Net, opts Options) (*Model, error) {
 	if opts.Classes < 2 {
 		return nil, fmt.Errorf("compile: %d classes: a classifier needs at least 2", opts.Classes)
+	}
+	if opts.LabelSmoothing < 0 || opts.LabelSmoothing >= 1 {
+		return nil, fmt.Errorf("compile: label smoothing %v is outside [0, 1)", opts.LabelSmoothing)
+	}
+	if len(opts.Mean) != len(opts.Std) || (len(opts.Mean) > 0 && len(opts.Mean) != net.Input.Out[2]) {
+		return nil, fmt.Errorf("compile: mean %v and std %v must both have one value per channel (%d)", opts.Mean, opts.Std, net.Input.Out[2])
 	}
 	if opts.Optimizer == nil {
 		return nil, fmt.Errorf("compile: no optimizer")
@@ -194,6 +215,9 @@ func sessionOptions(o Options) (*tf.SessionOptions, error) {
 		// in every precision.
 		cp.GraphOptions.RewriteOptions = &configpb.RewriterConfig{AutoMixedPrecisionOnednnBfloat16: configpb.RewriterConfig_ON}
 	}
+	if o.Session != nil {
+		o.Session(cp)
+	}
 	b, err := proto.Marshal(cp)
 	if err != nil {
 		return nil, fmt.Errorf("encode session config: %w", err)
@@ -250,6 +274,9 @@ func (m *Model) build(root *op.Scope) error {
 	// Variables, in layer order, named as Keras names them. The training
 	// step and evaluation read them through separate ops (see Variable).
 	refs, _ := m.opt.(refVariables)
+	if b := m.opt.base(); b.WeightDecay > 0 || b.UseEMA {
+		refs = nil // decay and averages read and assign the weight as a resource
+	}
 	m.params = map[*Node][]*Variable{}
 	trainVals, evalVals := map[*Node][]tf.Output{}, map[*Node][]tf.Output{}
 	for _, n := range net.Nodes {
@@ -272,15 +299,24 @@ func (m *Model) build(root *op.Scope) error {
 		}
 	}
 
-	x := net.preprocess(root, m.images, o.Normalize)
+	x := o.Preprocess().apply(root.SubScope("preprocess"), m.images)
 	train := net.forward(root.SubScope("train"), x, trainVals, true, m.dropSeed)
 	eval := net.forward(root.SubScope("eval"), x, evalVals, false, tf.Output{})
 	m.logits, m.evalLogits, m.evalProbs = train.logits, eval.logits, eval.out
+	m.evalProbsTTA = net.flipTTA(root.SubScope("eval"), x, eval.out, evalVals)
 
 	onehot := op.OneHot(root.SubScope("OneHot"), m.labels, op.Const(root.SubScope("Const"), int32(o.Classes)), op.Const(root.SubScope("Const"), float32(1)), op.Const(root.SubScope("Const"), float32(0)))
+	targets := onehot
+	if ls := o.LabelSmoothing; ls > 0 {
+		// Keras: y_true * (1.0 - label_smoothing) + (label_smoothing / num_classes),
+		// the Python floats rounded to float32, the division in float32.
+		ss := root.SubScope("label_smoothing")
+		targets = op.AddV2(ss.SubScope("AddV2"), op.Mul(ss.SubScope("Mul"), onehot, op.Const(ss.SubScope("keep"), float32(1-ls))),
+			op.RealDiv(ss.SubScope("RealDiv"), op.Const(ss.SubScope("ls"), float32(ls)), op.Const(ss.SubScope("classes"), float32(o.Classes))))
+	}
 	var dlogits tf.Output
-	m.loss, m.correct, dlogits = m.lossAndCorrect(root.SubScope("train_loss"), train.logits, train.out, onehot)
-	m.evalLoss, m.evalCorrect, _ = m.lossAndCorrect(root.SubScope("eval_loss"), eval.logits, eval.out, onehot)
+	m.loss, m.correct, dlogits = m.lossAndCorrect(root.SubScope("train_loss"), train.logits, train.out, targets)
+	m.evalLoss, m.evalCorrect, _ = m.lossAndCorrect(root.SubScope("eval_loss"), eval.logits, eval.out, targets)
 	// Weight penalties join both losses, as Keras's compute_loss adds
 	// model.losses in training and evaluation alike.
 	var regGrads map[*Variable]tf.Output
@@ -390,6 +426,12 @@ func (m *Model) initialize() error {
 			t, err = tf.NewTensor(int64(0))
 		case tf.String:
 			t, err = tf.NewTensor("")
+		case tf.Float:
+			if v == m.lrVar {
+				t, err = tf.NewTensor(float32(m.opt.LearningRate()))
+				break
+			}
+			fallthrough
 		default:
 			a := Array{Shape: v.Shape, Data: make([]float32, Shape(v.Shape).Size())}
 			if v.param != nil {
@@ -520,6 +562,35 @@ func (m *Model) RunState() ([]byte, error) {
 	return []byte(out[0].Value().(string)), nil
 }
 
+// LearningRate is the rate the optimizer applies at step (the number of
+// updates done): the schedule's, or the learning_rate variable's (which
+// SetLearningRate may have changed). It is what Keras logs as
+// learning_rate.
+func (m *Model) LearningRate(step int64) (float64, error) {
+	if m.lrVar == nil {
+		return Schedule(m.opt).Rate(step), nil
+	}
+	out, err := m.sess.Run(nil, []tf.Output{m.lrVar.read}, nil)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", m.lrVar.Name, err)
+	}
+	return float64(out[0].Value().(float32)), nil
+}
+
+// SetLearningRate sets a constant learning rate, as Keras's
+// ReduceLROnPlateau does; a model trained on a schedule refuses it.
+func (m *Model) SetLearningRate(v float64) error {
+	if m.lrVar == nil {
+		return fmt.Errorf("set learning rate: the optimizer follows a schedule")
+	}
+	t, err := tf.NewTensor(float32(v))
+	if err != nil {
+		return err
+	}
+	_, err = m.sess.Run(map[tf.Output]*tf.Tensor{m.lrVar.assignIn: t}, nil, []*tf.Operation{m.lrVar.assign})
+	return err
+}
+
 // Iterations is the optimiser's step count (Keras's optimizer.iterations).
 func (m *Model) Iterations() (int64, error) { return m.counter(m.iteration) }
 
@@ -554,6 +625,11 @@ func (m *Model) WriteGraphDef(path string) error {
 		_, err := m.graph.WriteTo(w)
 		return err
 	})
+}
+
+// Preprocess is how the model turns uint8 images into its input.
+func (o Options) Preprocess() Preprocess {
+	return Preprocess{Normalize: o.Normalize, Mean: o.Mean, Std: o.Std}
 }
 
 // Options returns the options the model was compiled with.

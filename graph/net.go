@@ -190,38 +190,7 @@ func nodeNames(m map[string]*Node) []string {
 }
 
 // suggestName returns " (did you mean X?)" for a close name.
-func suggestName(s string, names []string) string {
-	best, bestD := "", 3
-	for _, n := range names {
-		if d := editDistance(s, n); d < bestD || (d == bestD && best != "" && n < best) {
-			best, bestD = n, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %s?)", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+func suggestName(s string, names []string) string { return config.Suggest(s, names) }
 
 // Output is the model's output node.
 func (n *Net) Output() *Node { return n.Nodes[len(n.Nodes)-1] }

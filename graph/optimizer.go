@@ -12,6 +12,7 @@ import (
 	"github.com/wamuir/graft/tensorflow/op"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
+	"github.com/cifar-pipeline/cifar-pipeline/schedule"
 )
 
 // An Optimizer is a Keras 3 optimizer: its arguments (decoded from the
@@ -30,6 +31,55 @@ type Optimizer interface {
 	SlotsPerWeight() int
 	// KerasConfig is the optimizer's Keras get_config() except name.
 	KerasConfig() map[string]any
+
+	base() *Base
+}
+
+// Base holds the arguments every Keras 3 optimizer takes
+// (keras/src/optimizers/base_optimizer.py); each optimizer embeds it.
+//
+//   - weight_decay: before each update, var −= var·wd·lr, decoupled from
+//     the gradient (the TensorFlow backend's _apply_weight_decay,
+//     keras/src/backend/tensorflow/optimizer.py), on every trainable
+//     weight; 0 means off (Keras's None).
+//   - use_ema, ema_momentum: after each update, average = m·average +
+//     (1−m)·var with m = ema_momentum except on the first step (m = 0);
+//     when training ends the weights are replaced by their averages
+//     (finalize_variable_values), so evaluation and export use them.
+type Base struct {
+	WeightDecay float64 `mapstructure:"weight_decay"`
+	UseEMA      bool    `mapstructure:"use_ema"`
+	EMAMomentum float64 `mapstructure:"ema_momentum"`
+
+	schedule     schedule.Schedule
+	scheduleArgs map[string]any // the config's schedule mapping, if any
+}
+
+// DefaultBase is Keras's: no weight decay, no EMA (momentum 0.99 if on).
+func DefaultBase() Base { return Base{EMAMomentum: 0.99} }
+
+func (b *Base) base() *Base { return b }
+
+func (b *Base) validateBase() error {
+	if err := finiteIn("weight_decay", b.WeightDecay, 0, math.Inf(1), false, true); err != nil {
+		return err
+	}
+	return finiteIn("ema_momentum", b.EMAMomentum, 0, 1, false, false)
+}
+
+// kerasBase adds the base arguments to an optimizer's Keras config, in
+// the form Keras's constructor takes.
+func (b *Base) kerasBase(c map[string]any) map[string]any {
+	if _, constant := b.schedule.(schedule.Constant); !constant && b.schedule != nil {
+		c["learning_rate"] = b.schedule.Config()
+	}
+	if b.WeightDecay > 0 {
+		c["weight_decay"] = b.WeightDecay
+	}
+	if b.UseEMA {
+		c["use_ema"], c["ema_momentum"] = true, b.EMAMomentum
+	}
+	return c
 }
 
 // refVariables is an Optimizer that wants some weights, and their slots, as
@@ -69,9 +119,37 @@ func NewOptimizer(c config.Optimizer) (Optimizer, error) {
 		return nil, config.KeyErrorf("train.optimizer.name", "%q is not one of %s%s", c.Name, strings.Join(OptimizerNames(), ", "), suggestName(c.Name, OptimizerNames()))
 	}
 	o := k.New()
-	if err := config.DecodeArgs(c.Args, o, "train.optimizer", c.Name); err != nil {
+	// learning_rate is a number or a schedule (Keras's
+	// LearningRateSchedule): the optimizer's own field takes the rate of
+	// the first step, the schedule every step's.
+	args := c.Args
+	var sched schedule.Schedule
+	if v, ok := c.Args["learning_rate"].(map[string]any); ok {
+		var err error
+		if sched, err = schedule.Parse(v); err != nil {
+			return nil, keyed(err, schedule.Path)
+		}
+		args = maps.Clone(c.Args)
+		// The optimizer's own rate field holds the first step's rate (a
+		// warmup may start at 0, which the field refuses: then the
+		// warmup's target).
+		first := sched.Rate(0)
+		if w, ok := sched.(schedule.Warmup); ok && first <= 0 {
+			first = sched.Rate(w.WarmupSteps())
+		}
+		if first <= 0 {
+			first = math.SmallestNonzeroFloat32
+		}
+		args["learning_rate"] = first
+		o.base().scheduleArgs = v
+	}
+	if err := config.DecodeArgs(args, o, "train.optimizer", c.Name); err != nil {
 		return nil, err
 	}
+	if sched == nil {
+		sched = schedule.Constant(o.LearningRate())
+	}
+	o.base().schedule = sched
 	if err := o.Validate(); err != nil {
 		var ke *config.KeyError
 		if !asKeyError(err, &ke) {
@@ -100,7 +178,25 @@ func OptimizerArgs(o Optimizer) map[string]any {
 	if err := mapstructure.Decode(o, &m); err != nil {
 		panic(fmt.Sprintf("graph: encode optimizer args: %v", err)) // programming error
 	}
+	if s := o.base().scheduleArgs; s != nil {
+		m["learning_rate"] = s
+	}
 	return m
+}
+
+// Schedule is the optimizer's learning rate, step by step (a constant
+// unless the config gives a schedule).
+func Schedule(o Optimizer) schedule.Schedule { return o.base().schedule }
+
+// keyed turns an error of the form "dotted.key: message" into a
+// config.KeyError, so that it names the key's line; other errors are put
+// under fallback.
+func keyed(err error, fallback string) error {
+	msg := err.Error()
+	if k, rest, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(k, fallback) && !strings.Contains(k, " ") {
+		return config.KeyErrorf(k, "%s", rest)
+	}
+	return config.KeyErrorf(fallback, "%s", msg)
 }
 
 func argErr(key, format string, args ...any) error {
@@ -127,7 +223,10 @@ func finiteIn(key string, v, lo, hi float64, loOpen, hiOpen bool) error {
 type Updater struct {
 	m     *Model
 	scope *op.Scope
-	name  string
+	// vars is the scope variables (slots) are made in: without the
+	// control dependencies scope may carry, so they initialise alone.
+	vars *op.Scope
+	name string
 	// lr is the learning rate the step uses.
 	lr tf.Output
 }
@@ -156,7 +255,7 @@ func (u *Updater) Slot(w *Variable, what string) *Variable {
 	if w.ref {
 		newVar = u.m.newRefVariable
 	}
-	return newVar(u.scope, u.name+"/"+strings.ReplaceAll(w.Name, "/", "_")+"_"+what, w.Shape, tf.Float)
+	return newVar(u.vars, u.name+"/"+strings.ReplaceAll(w.Name, "/", "_")+"_"+what, w.Shape, tf.Float)
 }
 
 // Handle is a variable's handle (resource) or reference.
@@ -178,12 +277,36 @@ func (v *Variable) TrainReaders() []*tf.Operation {
 // buildOptimizer adds the optimizer's update of every trainable weight and
 // the iteration counter, and the training step that runs them.
 func (m *Model) buildOptimizer(s *op.Scope) error {
-	u := &Updater{m: m, scope: s, name: m.optName}
-	u.lr = op.PlaceholderWithDefault(s.SubScope("learning_rate"), op.Const(s.SubScope("Const"), float32(m.opt.LearningRate())), tf.ScalarShape())
-	m.lr = u.lr
+	u := &Updater{m: m, scope: s, vars: s, name: m.optName}
+	if _, constant := Schedule(m.opt).(schedule.Constant); constant {
+		// Keras's optimizer variable: checkpointed, and what
+		// ReduceLROnPlateau changes (SetLearningRate).
+		m.lrVar = m.newVariable(s, m.optName+"/learning_rate", nil, tf.Float)
+		u.lr = m.lrVar.read
+	} else {
+		// A schedule: the step's rate, fed by TrainStep.
+		m.lr = op.Placeholder(s.SubScope("learning_rate"), tf.Float, op.PlaceholderShape(tf.ScalarShape()))
+		u.lr = m.lr
+	}
+	b := m.opt.base()
 	var applies []*tf.Operation
 	for i, w := range m.Weights {
-		applies = append(applies, m.opt.Update(u, w, m.grads[i]))
+		g := m.grads[i]
+		wu := *u
+		if b.WeightDecay > 0 {
+			// var −= var·wd·lr, after the step's reads of var (its gradient
+			// is computed) and before its update.
+			ds := s.SubScope("weight_decay").WithControlDependencies(g.Op)
+			read := op.ReadVariableOp(ds.SubScope("ReadVariableOp"), w.handle, tf.Float)
+			decay := op.AssignSubVariableOp(ds.SubScope("AssignSubVariableOp"), w.handle,
+				op.Mul(ds.SubScope("Mul"), op.Mul(ds.SubScope("Mul"), read, u.F(b.WeightDecay)), u.lr))
+			wu.scope = s.WithControlDependencies(decay)
+		}
+		apply := m.opt.Update(&wu, w, g)
+		if b.UseEMA {
+			apply = m.updateAverage(&wu, w, apply, b.EMAMomentum)
+		}
+		applies = append(applies, apply)
 	}
 	applies = append(applies, m.stateUpdates...)
 	inc := op.AssignAddVariableOp(s.WithControlDependencies(applies...), m.iteration.handle, op.Const(s.SubScope("Const"), int64(1)))
@@ -212,4 +335,36 @@ func OptimizerClass(o Optimizer) string {
 		return k.Class
 	}
 	return ""
+}
+
+// updateAverage adds the moving average of weight w after its update:
+// average = m·average + (1−m)·w, m = ema_momentum once iterations > 0
+// (read before this step's increment), else 0.
+func (m *Model) updateAverage(u *Updater, w *Variable, after *tf.Operation, momentum float64) *tf.Operation {
+	s := u.scope.SubScope("ema").WithControlDependencies(after)
+	avg := u.Slot(w, "average")
+	m.averages = append(m.averages, [2]*Variable{w, avg})
+	notFirst := op.Cast(s.SubScope("Cast"), op.NotEqual(s.SubScope("NotEqual"), m.iteration.read, op.Const(s.SubScope("zero"), int64(0))), tf.Float)
+	mom := op.Mul(s.SubScope("Mul"), notFirst, u.F(momentum))
+	old := op.ReadVariableOp(s.SubScope("ReadAverage"), avg.handle, tf.Float)
+	cur := op.ReadVariableOp(s.SubScope("ReadVariableOp"), w.handle, tf.Float)
+	val := op.AddV2(s.SubScope("AddV2"), op.Mul(s.SubScope("Mul"), mom, old),
+		op.Mul(s.SubScope("Mul"), op.Sub(s.SubScope("Sub"), u.F(1), mom), cur))
+	return op.AssignVariableOp(s.SubScope("AssignVariableOp"), avg.handle, val)
+}
+
+// UseAverages replaces every trainable weight by its moving average, as
+// Keras's finalize_variable_values does at the end of fit when the
+// optimizer has use_ema. Without EMA it does nothing.
+func (m *Model) UseAverages() error {
+	for _, pair := range m.averages {
+		out, err := m.sess.Run(nil, []tf.Output{pair[1].read}, nil)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", pair[1].Name, err)
+		}
+		if _, err := m.sess.Run(map[tf.Output]*tf.Tensor{pair[0].assignIn: out[0]}, nil, []*tf.Operation{pair[0].assign}); err != nil {
+			return fmt.Errorf("assign %s: %w", pair[0].Name, err)
+		}
+	}
+	return nil
 }

@@ -21,6 +21,8 @@ import (
 // sparse update switches TensorFlow to copy-on-read, a 16 MiB copy at
 // every read.
 type RMSprop struct {
+	Base `mapstructure:",squash"`
+
 	LR       float64 `mapstructure:"learning_rate"`
 	Rho      float64 `mapstructure:"rho"`
 	Momentum float64 `mapstructure:"momentum"`
@@ -30,11 +32,14 @@ type RMSprop struct {
 
 func init() {
 	RegisterOptimizer(OptimizerKind{Name: "rmsprop", Class: "RMSprop", New: func() Optimizer {
-		return &RMSprop{LR: 0.001, Rho: 0.9, Epsilon: 1e-7}
+		return &RMSprop{LR: 0.001, Rho: 0.9, Epsilon: 1e-7, Base: DefaultBase()}
 	}})
 }
 
 func (o *RMSprop) Validate() error {
+	if err := o.validateBase(); err != nil {
+		return err
+	}
 	if err := finiteIn("learning_rate", o.LR, 0, math.Inf(1), true, true); err != nil {
 		return err
 	}
@@ -84,7 +89,7 @@ func allRows(n int) []int32 {
 }
 
 func (o *RMSprop) KerasConfig() map[string]any {
-	return map[string]any{"learning_rate": o.LR, "rho": o.Rho, "momentum": o.Momentum, "epsilon": o.Epsilon, "centered": o.Centered}
+	return o.kerasBase(map[string]any{"learning_rate": o.LR, "rho": o.Rho, "momentum": o.Momentum, "epsilon": o.Epsilon, "centered": o.Centered})
 }
 
 func (o *RMSprop) SlotsPerWeight() int {

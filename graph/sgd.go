@@ -11,16 +11,21 @@ import (
 // or with momentum Keras's form m = μm − lr·g, var += m (TensorFlow's
 // ResourceApplyKerasMomentum, nesterov as Keras).
 type SGD struct {
+	Base `mapstructure:",squash"`
+
 	LR       float64 `mapstructure:"learning_rate"`
 	Momentum float64 `mapstructure:"momentum"`
 	Nesterov bool    `mapstructure:"nesterov"`
 }
 
 func init() {
-	RegisterOptimizer(OptimizerKind{Name: "sgd", Class: "SGD", New: func() Optimizer { return &SGD{LR: 0.01} }})
+	RegisterOptimizer(OptimizerKind{Name: "sgd", Class: "SGD", New: func() Optimizer { return &SGD{LR: 0.01, Base: DefaultBase()} }})
 }
 
 func (o *SGD) Validate() error {
+	if err := o.validateBase(); err != nil {
+		return err
+	}
 	if err := finiteIn("learning_rate", o.LR, 0, math.Inf(1), true, true); err != nil {
 		return err
 	}
@@ -40,7 +45,7 @@ func (o *SGD) Update(u *Updater, w *Variable, g tf.Output) *tf.Operation {
 }
 
 func (o *SGD) KerasConfig() map[string]any {
-	return map[string]any{"learning_rate": o.LR, "momentum": o.Momentum, "nesterov": o.Nesterov}
+	return o.kerasBase(map[string]any{"learning_rate": o.LR, "momentum": o.Momentum, "nesterov": o.Nesterov})
 }
 
 func (o *SGD) SlotsPerWeight() int {

@@ -56,6 +56,9 @@ func (m *Model) TrainStep(images, labels []uint8, n int, seed, step int64) (Step
 		return StepResult{}, err
 	}
 	feeds[m.dropSeed] = st
+	if err := m.feedRate(feeds, step); err != nil {
+		return StepResult{}, err
+	}
 	out, err := m.sess.Run(feeds, []tf.Output{m.loss, m.correct}, []*tf.Operation{m.trainOp})
 	if err != nil {
 		return StepResult{}, fmt.Errorf("train step: %s", FirstLine(err))
@@ -90,6 +93,21 @@ func (m *Model) TestStepProbs(images, labels []uint8, n int, withProbs bool) (St
 	}
 	a, err := ToArray(out[2])
 	return r, a.Data, err
+}
+
+// PredictBatchTTA is PredictBatch with flip test-time augmentation (the
+// mean of the outputs on the images and their mirror images).
+func (m *Model) PredictBatchTTA(images []uint8, n int) ([]float32, error) {
+	feeds, err := m.batchFeeds(images, nil, n)
+	if err != nil {
+		return nil, err
+	}
+	out, err := m.sess.Run(feeds, []tf.Output{m.evalProbsTTA}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("predict: %s", FirstLine(err))
+	}
+	a, err := ToArray(out[0])
+	return a.Data, err
 }
 
 // PredictBatch returns the model output (class probabilities after a final
@@ -137,4 +155,18 @@ func (m *Model) Probe(images, labels []uint8, n int, seed, step int64) (logits A
 		grads = append(grads, g)
 	}
 	return logits, loss, grads, nil
+}
+
+// feedRate feeds the scheduled learning rate of step (the updates done
+// before this one), when the optimizer follows a schedule.
+func (m *Model) feedRate(feeds map[tf.Output]*tf.Tensor, step int64) error {
+	if m.lrVar != nil {
+		return nil
+	}
+	t, err := tf.NewTensor(float32(Schedule(m.opt).Rate(step)))
+	if err != nil {
+		return err
+	}
+	feeds[m.lr] = t
+	return nil
 }

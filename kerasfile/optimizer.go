@@ -13,6 +13,9 @@ type OptimizerSpec struct {
 	Centered bool
 	// AMSGrad is Adam's amsgrad flag.
 	AMSGrad bool
+	// UseEMA is the base optimizer's use_ema: a moving average ("average"
+	// slot) per variable.
+	UseEMA bool
 	// LRSchedule is true when the learning rate is a LearningRateSchedule,
 	// which is not a variable.
 	LRSchedule bool
@@ -22,7 +25,7 @@ type OptimizerSpec struct {
 type OptimizerVar struct {
 	// Slot is "iteration" (int64 scalar), "learning_rate" (float32 scalar)
 	// or the slot kind: "velocity", "momentum", "average_gradient",
-	// "velocity_hat".
+	// "velocity_hat", "average" (use_ema).
 	Slot string
 	// Var indexes the model's trainable_variables the slot belongs to
 	// (same shape); -1 for iteration and learning_rate.
@@ -34,7 +37,8 @@ type OptimizerVar struct {
 // iteration and learning_rate; build then adds each slot kind through
 // add_optimizer_variables, which loops over the model's variables per kind,
 // or, given several kinds at once (Adam's momentum and velocity), interleaves
-// them per variable (keras/src/optimizers/{base_optimizer,rmsprop,adam,sgd}.py).
+// them per variable (keras/src/optimizers/{base_optimizer,rmsprop,adam,sgd}.py);
+// with use_ema, BaseOptimizer.build first adds an "average" per variable.
 func OptimizerVars(spec OptimizerSpec, nTrainable int) ([]OptimizerVar, error) {
 	vars := []OptimizerVar{{"iteration", -1}}
 	if !spec.LRSchedule {
@@ -49,6 +53,10 @@ func OptimizerVars(spec OptimizerSpec, nTrainable int) ([]OptimizerVar, error) {
 			}
 		}
 	}
+	// BaseOptimizer.build adds the averages before the subclass's slots.
+	if spec.UseEMA {
+		each("average")
+	}
 	switch spec.Class {
 	case "RMSprop":
 		each("velocity")
@@ -58,7 +66,7 @@ func OptimizerVars(spec OptimizerSpec, nTrainable int) ([]OptimizerVar, error) {
 		if spec.Centered {
 			each("average_gradient")
 		}
-	case "Adam":
+	case "Adam", "AdamW": // AdamW is Adam's build
 		each("momentum", "velocity")
 		if spec.AMSGrad {
 			each("velocity_hat")

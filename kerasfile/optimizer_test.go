@@ -24,6 +24,8 @@ cases = {
     "adam_amsgrad": optimizers.Adam(amsgrad=True),
     "sgd": optimizers.SGD(),
     "sgd_momentum": optimizers.SGD(momentum=0.9),
+    "adamw": optimizers.AdamW(),
+    "rmsprop_ema": optimizers.RMSprop(use_ema=True, momentum=0.5),
 }
 out = {}
 for k, o in cases.items():
@@ -49,6 +51,8 @@ func TestOptimizerVarsMatchKeras(t *testing.T) {
 		"adam_amsgrad":              {Class: "Adam", AMSGrad: true},
 		"sgd":                       {Class: "SGD"},
 		"sgd_momentum":              {Class: "SGD", Momentum: 0.9},
+		"adamw":                     {Class: "AdamW"},
+		"rmsprop_ema":               {Class: "RMSprop", Momentum: 0.5, UseEMA: true},
 	}
 	for name, spec := range specs {
 		k, ok := got[name]

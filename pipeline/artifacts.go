@@ -34,17 +34,24 @@ type artifacts struct {
 	cfgYAML []byte // cfg as written to config.resolved.yaml
 	// learningRate is the optimizer's, for the history's learning_rate column.
 	learningRate float64
+	// logsLearningRate: the rate changes during training (a schedule or
+	// ReduceLROnPlateau), so history.csv logs it, as Keras's does.
+	logsLearningRate bool
 	tb           *tfevents.EpochLogger
 }
 
 // reportHistory converts fit's logs to Keras's History numbering (0-based
 // epochs) and float32 values, as Keras logs them.
-func reportHistory(h []train.EpochLogs, lr float64) report.History {
+func reportHistory(h []train.EpochLogs, lr float64, logLR bool) report.History {
 	f := func(x float64) float64 { return float64(float32(x)) }
 	out := make(report.History, len(h))
 	for i, e := range h {
 		out[i] = report.Epoch{Epoch: e.Epoch - 1, Loss: f(e.Loss), Accuracy: f(e.Accuracy), ValLoss: f(e.ValLoss),
 			ValAccuracy: f(e.ValAccuracy), HasVal: e.HasVal, Seconds: e.Seconds, LearningRate: lr}
+		if logLR { // the rate the fit loop logged (a schedule's, or ReduceLROnPlateau's)
+			out[i].LearningRate = f(e.LearningRate)
+		}
+		out[i].LogsLearningRate = logLR
 		if e.Seconds > 0 {
 			out[i].ImagesPerSec = float64(e.Images) / e.Seconds
 		}
@@ -56,7 +63,7 @@ func reportHistory(h []train.EpochLogs, lr float64) report.History {
 // epoch, so an interrupted run still leaves the history of its finished
 // epochs.
 func (a *artifacts) epochEnd(history []train.EpochLogs) error {
-	h := reportHistory(history, a.learningRate)
+	h := reportHistory(history, a.learningRate, a.logsLearningRate)
 	if err := report.WriteHistoryCSV(a.dir.History(), h); err != nil {
 		return err
 	}
@@ -88,7 +95,7 @@ func (a *artifacts) replay(history []train.EpochLogs) error {
 	if len(history) == 0 {
 		return nil
 	}
-	h := reportHistory(history, a.learningRate)
+	h := reportHistory(history, a.learningRate, a.logsLearningRate)
 	if err := report.WriteHistoryCSV(a.dir.History(), h); err != nil {
 		return err
 	}
@@ -128,7 +135,10 @@ type runSummary struct {
 	Name string `json:"name"`
 	// Status is completed, diverged or interrupted; only a completed run
 	// has test figures.
-	Status             string            `json:"status"`
+	Status string `json:"status"`
+	// Weights says which weights the final artifacts hold: last, or best
+	// (epoch N) after early_stopping's restore_best_weights.
+	Weights            string            `json:"weights"`
 	Params             int               `json:"params"`
 	TensorFlow         string            `json:"tensorflow"`
 	Device             string            `json:"device"`
@@ -180,8 +190,9 @@ func peakRSSMiB() float64 {
 }
 
 // final writes the end-of-run artifacts: final weights as a TF checkpoint
-// (cifar10.weights.index + .data-*), the Keras architecture JSON, the
-// SavedModel, the evaluation files and, last, run.json.
+// (cifar10.weights.index + .data-*), the Keras architecture JSON, the Keras
+// 3 files (model.keras, cifar10.weights.h5), the SavedModel, the
+// evaluation files and, last, run.json.
 func (a *artifacts) final(ctx context.Context, m *graph.Model, set *dataset.Set, res *Result) error {
 	if err := m.Save(a.dir.Weights()); err != nil {
 		return err
@@ -191,6 +202,12 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, set *dataset.Set,
 		return err
 	}
 	if err := atomicfile.WriteFile(a.dir.Architecture(), arch); err != nil {
+		return err
+	}
+	if err := export.KerasFile(m, a.dir.KerasModel()); err != nil {
+		return err
+	}
+	if err := export.WeightsH5(m, a.dir.KerasWeights()); err != nil {
 		return err
 	}
 	if a.cfg.Output.SavedModel {
@@ -213,7 +230,7 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, set *dataset.Set,
 func (a *artifacts) summary(m *graph.Model, set *dataset.Set, res *Result, status string) error {
 	ips, secs := trainingThroughput(res.History)
 	s := runSummary{
-		Name: a.cfg.Name, Status: status, Params: res.Params, TensorFlow: tf.Version(), Device: m.Device(),
+		Name: a.cfg.Name, Status: status, Weights: res.weights(), Params: res.Params, TensorFlow: tf.Version(), Device: m.Device(),
 		Epochs: res.History, MedianEpochSeconds: secs, ImagesPerSecond: ips,
 		TestLoss: res.TestLoss, TestAccuracy: res.TestAcc, PeakRSSMiB: peakRSSMiB(), Seconds: time.Since(res.Started).Seconds(),
 	}
@@ -261,6 +278,7 @@ func (a *artifacts) evaluation(net *graph.Net, set *dataset.Set, res *Result) er
 		}
 	}
 	metrics := report.Evaluate(labels, preds, names, res.TestLoss)
+	metrics.AccuracyTTA = res.TestAccTTA
 	res.Metrics = metrics
 	if err := report.WriteMetricsJSON(a.dir.Metrics(), metrics); err != nil {
 		return err
@@ -268,7 +286,7 @@ func (a *artifacts) evaluation(net *graph.Net, set *dataset.Set, res *Result) er
 	if err := atomicfile.WriteFile(a.dir.Classes(), []byte(strings.Join(names, "\n")+"\n")); err != nil {
 		return err
 	}
-	h := reportHistory(res.History, a.learningRate)
+	h := reportHistory(res.History, a.learningRate, a.logsLearningRate)
 	if a.cfg.Output.Plots {
 		if err := report.PlotCurves(a.dir.Curves(), h); err != nil {
 			return err
@@ -292,7 +310,29 @@ func (a *artifacts) evaluation(net *graph.Net, set *dataset.Set, res *Result) er
 		Model: a.cfg.Name, RunDir: a.dir.Root, Created: time.Now(), DataSource: set.Source + " (" + set.Dir + ")", DataFiles: files,
 		TrainExamples: res.TrainN, ValExamples: res.ValN, TestExamples: n, ConfigYAML: string(a.cfgYAML),
 		Architecture: net.Summary(), Params: int64(res.Params), Metrics: metrics, History: h, TrainSeconds: train,
-		TFVersion: tf.Version(),
+		TFVersion: tf.Version(), Files: modelFiles(a.cfg.Output.SavedModel), Weights: res.weights(),
 	}
 	return report.WriteModelCard(a.dir.ModelCard(), card)
+}
+
+// modelFiles lists a run's model files for the model card, with the line a
+// notebook user types to load each.
+func modelFiles(savedModel bool) []report.CardFile {
+	files := []report.CardFile{
+		{Name: rundir.KerasModelName, Load: fmt.Sprintf("keras.models.load_model(%q)", rundir.KerasModelName)},
+		{Name: rundir.KerasWeightsName, Load: fmt.Sprintf("keras.models.model_from_json(open(%q).read()).load_weights(%q)", rundir.ArchitectureName, rundir.KerasWeightsName)},
+		{Name: rundir.WeightsName + ".{index,data-*}", Load: fmt.Sprintf("tf.train.load_checkpoint(%q)", rundir.WeightsName)},
+	}
+	if savedModel {
+		files = append(files, report.CardFile{Name: rundir.SavedModelName + "/", Load: fmt.Sprintf("tf.saved_model.load(%q)", rundir.SavedModelName)})
+	}
+	return files
+}
+
+// weights says which weights the final artifacts hold.
+func (r *Result) weights() string {
+	if r.Weights == "" {
+		return "last"
+	}
+	return r.Weights
 }

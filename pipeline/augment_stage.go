@@ -23,6 +23,9 @@ func augmentedData(ctx context.Context, cfg config.Config, fit *dataset.Split, l
 		return nil, err
 	}
 	a := cfg.Augment
+	if m := p.ModernSummary(); m != "" {
+		fmt.Fprintf(log, "augment: %s, after the ImageDataGenerator transform\n", m)
+	}
 	if a.Materialize > 0 {
 		bytes := augment.MaterializeBytes(fit.Len(), fit.H, fit.W, fit.C, a.Materialize)
 		fmt.Fprintf(log, "augment: materialising %d copies of %d images: %.1f MiB more memory\n", a.Materialize, fit.Len(), float64(bytes)/(1<<20))

@@ -36,6 +36,15 @@ func TestVersion(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "TensorFlow 2.18.0") || !strings.Contains(out, "device:CPU:0") {
 		t.Fatalf("exit %d:\n%s%s", code, out, errs)
 	}
+	// This process links the CPU wheel unless the tests were built with
+	// env-cuda.sh (then TestCUDABuild in scripts/ checks the CUDA side).
+	if os.Getenv("PIPELINE_TF_VARIANT") != "cuda" {
+		for _, w := range []string{"CPU-only build", "GPUs: none: TensorFlow build is CPU-only", "TF_VARIANT=cuda"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("version output lacks %q:\n%s", w, out)
+			}
+		}
+	}
 }
 
 func TestUnknownCommandAndFlags(t *testing.T) {
@@ -65,9 +74,15 @@ func TestCLIBadInput(t *testing.T) {
 		{"predict without files", []string{"predict", "-m", notRun}, []string{"requires at least 1 arg"}},
 		{"preview with no images", []string{"preview", "-c", quick, "--images", "0", "--out", empty}, []string{"--images 0"}},
 		{"preview with a bad config key", []string{"preview", "-c", quick, "--set", "augment.rotation=3", "--out", empty}, []string{"augment.rotation", "augment.rotation_range"}},
+		{"preview with crop padding past the image", []string{"preview", "-c", quick, "--set", "augment.crop.padding=32", "--out", empty}, []string{"augment.crop.padding: 32"}},
+		{"preview with an unknown flip", []string{"preview", "-c", quick, "--set", "augment.flip=sideways", "--out", empty}, []string{"augment.flip", "sideways"}},
+		{"preview with a negative cutout", []string{"preview", "-c", quick, "--set", "augment.cutout.size=-4", "--out", empty}, []string{"augment.cutout.size: -4"}},
 		{"data synth without --out", []string{"data", "synth"}, []string{"--out is required"}},
 		{"data synth with no images", []string{"data", "synth", "--out", empty, "--train", "0"}, []string{"--train 0"}},
 		{"data info on a missing dir", []string{"data", "info", "--dir", filepath.Join(empty, "nope")}, []string{filepath.Join(empty, "nope")}},
+		{"run on a GPU this machine lacks", []string{"run", "-c", quick, "--set", "runtime.device=gpu", "--set", "output.dir=" + filepath.Join(empty, "out")}, []string{"runtime.device: gpu", "no GPU is usable"}},
+		{"run on GPU 3 this machine lacks", []string{"run", "-c", quick, "--set", "runtime.device=gpu:3", "--set", "output.dir=" + filepath.Join(empty, "out")}, []string{"runtime.device: gpu:3"}},
+		{"run on an unknown device", []string{"run", "-c", quick, "--set", "runtime.device=tpu:0", "--set", "output.dir=" + filepath.Join(empty, "out")}, []string{"runtime.device", "tpu:0"}},
 		{"summary of a model that does not fit", []string{"summary", "-c", quick, "--set", "data.image_shape=[1,1,3]"}, []string{"model.layers", "does not fit"}},
 	}
 	for _, tc := range cases {

@@ -23,18 +23,20 @@ import (
 func newPredictCommand() *cobra.Command {
 	var runDir string
 	var top, batch int
-	var asJSON bool
+	var asJSON, tta bool
 	cmd := &cobra.Command{
-		Use:   "predict -m RUN_DIR FILE_OR_DIR...",
-		Short: "Classify image files (JPEG, PNG, GIF, BMP, WebP) with a trained run's SavedModel",
+		Use:   "predict -m RUN_DIR|FILE.keras FILE_OR_DIR...",
+		Short: "Classify image files (JPEG, PNG, GIF, BMP, WebP) with a trained run's SavedModel or a Keras 3 .keras file",
 		Long: "Decodes each image, converts it to RGB, centre-crops and resizes it to the model's input with " +
 			"Lanczos, and prints the top classes with probabilities. Directories are walked. A file that " +
 			"cannot be classified is reported on its own line and the rest still run; the exit code is 1 " +
-			"when any failed.",
+			"when any failed. A .keras file (Keras 3, e.g. trained by the notebook) is served directly; it is " +
+			"fed pixels divided by 255, as the notebook trains, and its class names come from classes.txt beside " +
+			"it, else CIFAR-10's for a 10-class model.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runDir == "" {
-				return fmt.Errorf("predict: -m RUN_DIR is required (the output.dir of a finished run)")
+				return fmt.Errorf("predict: -m RUN_DIR is required (the output.dir of a finished run, or a Keras 3 FILE.keras)")
 			}
 			if batch < 1 {
 				return fmt.Errorf("predict: --batch %d must be at least 1", batch)
@@ -42,20 +44,42 @@ func newPredictCommand() *cobra.Command {
 			if top < 1 {
 				return fmt.Errorf("predict: --top %d must be at least 1", top)
 			}
-			rd := rundir.New(runDir)
-			sm, err := export.LoadServing(rd.SavedModel())
-			if err != nil {
-				return fmt.Errorf("predict: %w (is %s the output.dir of a finished run with output.saved_model: true?)", err, runDir)
+			var sm classifier
+			var classes []string
+			if isKerasModelFile(runDir) {
+				if tta {
+					return fmt.Errorf("predict: --tta needs a run directory (its SavedModel's %s signature), not %s", export.SignatureTTA, runDir)
+				}
+				km, err := openKerasClassifier(runDir)
+				if err != nil {
+					return fmt.Errorf("predict: %w", err)
+				}
+				defer km.Close()
+				if classes, err = kerasClasses(runDir, km); err != nil {
+					return fmt.Errorf("predict: %w", err)
+				}
+				sm = km
+			} else {
+				rd := rundir.New(runDir)
+				signature := export.SignatureDefault
+				if tta {
+					signature = export.SignatureTTA
+				}
+				s, err := export.LoadServingSignature(rd.SavedModel(), signature)
+				if err != nil {
+					return fmt.Errorf("predict: %w (is %s the output.dir of a finished run with output.saved_model: true?)", err, runDir)
+				}
+				defer s.Close()
+				k, err := servingClasses(s)
+				if err != nil {
+					return fmt.Errorf("predict: %s: %w", rd.SavedModel(), err)
+				}
+				if classes, err = readClasses(rd.Classes(), k); err != nil {
+					return fmt.Errorf("predict: %w", err)
+				}
+				sm = s
 			}
-			defer sm.Close()
-			k, err := servingClasses(sm)
-			if err != nil {
-				return fmt.Errorf("predict: %s: %w", rd.SavedModel(), err)
-			}
-			classes, err := readClasses(rd.Classes(), k)
-			if err != nil {
-				return fmt.Errorf("predict: %w", err)
-			}
+			k := len(classes)
 			if top > k {
 				return fmt.Errorf("predict: --top %d exceeds the model's %d classes", top, k)
 			}
@@ -77,16 +101,20 @@ func newPredictCommand() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&runDir, "model", "m", "", "run directory holding saved_model/ (a run's output.dir)")
+	cmd.Flags().StringVarP(&runDir, "model", "m", "", "run directory holding saved_model/ (a run's output.dir), or a Keras 3 .keras file")
 	cmd.Flags().IntVar(&top, "top", 3, "how many classes to print per image")
 	cmd.Flags().IntVar(&batch, "batch", 256, "images per TensorFlow call")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per file")
+	cmd.Flags().BoolVar(&tta, "tta", false, "flip test-time augmentation: average the probabilities of each image and its mirror image")
 	return cmd
 }
 
 // servingClasses is the size of the SavedModel's output: the number of
 // probabilities it gives for one (blank) image.
 func servingClasses(sm *export.Serving) (int, error) {
+	if k := sm.Classes(); k > 0 {
+		return k, nil
+	}
 	sh := sm.InputShape()
 	probs, err := sm.Predict(make([]uint8, sh[0]*sh[1]*sh[2]), 1)
 	if err != nil {
@@ -119,7 +147,7 @@ func readClasses(path string, k int) ([]string, error) {
 }
 
 type predictor struct {
-	sm      *export.Serving
+	sm      classifier
 	classes []string
 	top     int
 	json    bool

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -9,6 +10,7 @@ import (
 func newRunCommand(started time.Time) *cobra.Command {
 	var cf configFlags
 	var resume, overwrite bool
+	var initFrom string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the whole job: load CIFAR-10, (augment), build, fit, evaluate, write artifacts",
@@ -20,6 +22,16 @@ func newRunCommand(started time.Time) *cobra.Command {
 			}
 			cfg := sp.cfg
 			job := &Job{Cfg: cfg, ConfigPath: cf.path, Resume: resume, Overwrite: overwrite, Started: started, Out: cmd.OutOrStdout(), Log: cmd.ErrOrStderr()}
+			if initFrom != "" {
+				// Read and checked before the run takes its directory, so a
+				// bad file leaves everything as it was.
+				if resume {
+					return fmt.Errorf("--init-from with --resume: the checkpoint already holds the weights; choose one")
+				}
+				if job.InitWeights, err = initWeights(initFrom, sp.net); err != nil {
+					return err
+				}
+			}
 			_, err = job.Run(cmd.Context())
 			return err
 		},
@@ -27,5 +39,6 @@ func newRunCommand(started time.Time) *cobra.Command {
 	cf.register(cmd)
 	cmd.Flags().BoolVar(&resume, "resume", false, "continue the run in output.dir from its latest checkpoint")
 	cmd.Flags().BoolVar(&overwrite, "overwrite", false, "replace the run in output.dir with a new one (the old one is deleted)")
+	cmd.Flags().StringVar(&initFrom, "init-from", "", "start training from the layer weights of a Keras 3 FILE.keras or FILE.weights.h5 (the config's model must match it)")
 	return cmd
 }

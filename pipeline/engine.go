@@ -1,16 +1,21 @@
 package pipeline
 
 import (
+	"strings"
+
+	"github.com/cifar-pipeline/cifar-pipeline/callback"
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
+	"github.com/cifar-pipeline/cifar-pipeline/schedule"
 )
 
 // spec is a loaded config checked against the engine: the model resolved
 // by graph's layer registry and the optimizer by its optimizer registry.
 type spec struct {
-	cfg config.Config
-	net *graph.Net
-	opt graph.Optimizer
+	cfg       config.Config
+	net       *graph.Net
+	opt       graph.Optimizer
+	callbacks callback.List
 }
 
 // loadSpec reads a config file and resolves its model and optimizer, so
@@ -40,5 +45,32 @@ func resolveSpec(cfg config.Config) (spec, error) {
 		return spec{}, cfg.Source.Wrap(err)
 	}
 	cfg.Train.Optimizer.Args = graph.OptimizerArgs(opt)
-	return spec{cfg: cfg, net: net, opt: opt}, nil
+	d := cfg.Data
+	hasVal := d.Validation == "test" || (d.Validation == "split" && d.ValidationSplit > 0)
+	cbs, err := callback.Parse(anyOrNil(cfg.Train.Callbacks), hasVal)
+	if err != nil {
+		return spec{}, cfg.Source.Wrap(keyedErr(err))
+	}
+	if _, constant := graph.Schedule(opt).(schedule.Constant); !constant && cbs.AdjustsLearningRate() {
+		return spec{}, cfg.Source.Wrap(config.KeyErrorf("train.callbacks.reduce_lr_on_plateau",
+			"cannot change a learning-rate schedule (Keras refuses it too): use a number for train.optimizer.learning_rate, or drop reduce_lr_on_plateau"))
+	}
+	return spec{cfg: cfg, net: net, opt: opt, callbacks: cbs}, nil
+}
+
+// anyOrNil keeps a nil map nil as an interface (no callbacks configured).
+func anyOrNil(m map[string]any) any {
+	if m == nil {
+		return nil
+	}
+	return m
+}
+
+// keyedErr turns a package's "dotted.key: message" error into a
+// config.KeyError, so that it names the key's line.
+func keyedErr(err error) error {
+	if k, rest, ok := strings.Cut(err.Error(), ": "); ok && strings.Contains(k, ".") && !strings.Contains(k, " ") {
+		return config.KeyErrorf(k, "%s", rest)
+	}
+	return err
 }

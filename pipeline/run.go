@@ -8,18 +8,23 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
 	tf "github.com/wamuir/graft/tensorflow"
 	"gopkg.in/yaml.v3"
 
+	"github.com/cifar-pipeline/cifar-pipeline/augment"
+	"github.com/cifar-pipeline/cifar-pipeline/callback"
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
+	"github.com/cifar-pipeline/cifar-pipeline/device"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/atomicfile"
 	"github.com/cifar-pipeline/cifar-pipeline/report"
 	"github.com/cifar-pipeline/cifar-pipeline/rundir"
+	"github.com/cifar-pipeline/cifar-pipeline/schedule"
 	"github.com/cifar-pipeline/cifar-pipeline/train"
 )
 
@@ -34,6 +39,9 @@ type Job struct {
 	Started           time.Time // process start, for time-to-first-step
 	Out               io.Writer // progress and results
 	Log               io.Writer // one-line status messages
+	// InitWeights, when set, replace the initial layer weights after the
+	// model is compiled (run --init-from), by variable name.
+	InitWeights map[string]graph.Array
 
 	// afterStep, when set (tests), runs after every training step.
 	afterStep func(m *graph.Model, epoch, step int)
@@ -44,6 +52,12 @@ type Result struct {
 	History  []train.EpochLogs
 	TestLoss float64
 	TestAcc  float64
+	// TestAccTTA is the test accuracy with flip test-time augmentation
+	// (evaluate.tta), nil when not measured.
+	TestAccTTA *float64
+	// Weights says which weights the final artifacts hold: "last", or
+	// "best (epoch N)" after early_stopping's restore_best_weights.
+	Weights string
 	// TestProbs is the model output on the test set (n×classes).
 	TestProbs []float32
 	Params    int
@@ -90,11 +104,13 @@ type jobRun struct {
 	ckpts train.CheckpointManager
 	avail float64 // bytes of memory the run may use (+Inf: unknown)
 
-	latest string    // checkpoint to resume from
-	prev   *runState // its run state
-	net    *graph.Net
-	opt    graph.Optimizer
-	model  *graph.Model
+	latest    string    // checkpoint to resume from
+	prev      *runState // its run state
+	net       *graph.Net
+	opt       graph.Optimizer
+	callbacks callback.List
+	placement device.Placement
+	model     *graph.Model
 
 	set      *dataset.Set
 	fit, val *dataset.Split
@@ -115,6 +131,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		name string
 		run  func(context.Context) error
 	}{
+		{"check the device", r.checkDevice},
 		{"take the output dir", r.takeOutputDir},
 		{"build the model", r.buildModel},
 		{"restore", r.restore},
@@ -219,6 +236,18 @@ func checkOutputDir(dir string) error {
 	return nil
 }
 
+// checkDevice resolves runtime.device against what this machine has, so a
+// GPU run on a machine without a usable GPU fails in a line before any
+// artifact or data is touched.
+func (r *jobRun) checkDevice(context.Context) error {
+	p, err := device.Resolve(r.cfg.Runtime, device.Probe())
+	if err != nil {
+		return fmt.Errorf("config %s: %w", r.ConfigPath, err)
+	}
+	r.placement = p
+	return nil
+}
+
 // buildModel resolves the layer stack, refuses a model that would not fit
 // in memory, and compiles it.
 func (r *jobRun) buildModel(context.Context) error {
@@ -231,15 +260,22 @@ func (r *jobRun) buildModel(context.Context) error {
 		return fmt.Errorf("config %s: %w", r.ConfigPath, err)
 	}
 	r.cfg, cfg = sp.cfg, sp.cfg
-	r.net, r.opt = sp.net, sp.opt
+	r.net, r.opt, r.callbacks = sp.net, sp.opt, sp.callbacks
 	r.res.Params, _, _ = sp.net.ParamCount()
 	r.model, err = graph.Compile(sp.net, graph.Options{
-		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Classes: cfg.Data.Classes, Optimizer: sp.opt,
+		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Mean: cfg.Data.Mean, Std: cfg.Data.Std, Classes: cfg.Data.Classes,
+		Optimizer: sp.opt, LabelSmoothing: cfg.Train.LabelSmoothing,
 		IntraOpThreads: cfg.Runtime.IntraOpThreads, InterOpThreads: cfg.Runtime.InterOpThreads, XLA: cfg.Runtime.XLA,
 		Precision: graph.Precision(cfg.Runtime.Precision),
+		Session:   r.placement.ConfigureSession,
 	})
 	if err != nil {
 		return err
+	}
+	if r.InitWeights != nil && r.latest == "" {
+		if err := r.model.SetWeights(r.InitWeights); err != nil {
+			return fmt.Errorf("--init-from: %w", err)
+		}
 	}
 	if r.state.Config, err = configFingerprint(cfg); err != nil {
 		return err
@@ -269,6 +305,12 @@ func (r *jobRun) restore(context.Context) error {
 		return err
 	}
 	r.state.History, r.state.Partial = r.prev.History, r.prev.Partial
+	r.state.Best, r.state.Callbacks = r.prev.Best, r.prev.Callbacks
+	if len(r.prev.Callbacks) > 0 {
+		if err := r.callbacks.SetState(r.prev.Callbacks); err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -395,7 +437,9 @@ func (r *jobRun) train(ctx context.Context) error {
 	fmt.Fprint(r.Out, r.net.Summary())
 	fmt.Fprintf(r.Log, "runtime: TensorFlow %s on %s, %d cores, intra-op threads %d, inter-op threads %d, XLA %v, precision %s\n",
 		tf.Version(), r.model.Device(), runtime.NumCPU(), cfg.Runtime.IntraOpThreads, cfg.Runtime.InterOpThreads, cfg.Runtime.XLA, r.model.Options().Precision)
-	r.art = &artifacts{dir: r.dir, cfg: cfg, cfgYAML: r.cfgYAML, learningRate: r.opt.LearningRate()}
+	_, constant := graph.Schedule(r.opt).(schedule.Constant)
+	r.art = &artifacts{dir: r.dir, cfg: cfg, cfgYAML: r.cfgYAML, learningRate: r.opt.LearningRate(),
+		logsLearningRate: !constant || r.callbacks.AdjustsLearningRate()}
 	if r.latest != "" {
 		it, err := r.model.Iterations()
 		if err != nil {
@@ -413,8 +457,16 @@ func (r *jobRun) train(ctx context.Context) error {
 		if data, err = augmentedData(ctx, cfg, r.fit, r.Log); err != nil {
 			return err
 		}
+	} else if p, err := augment.FromConfig(cfg.Augment); err == nil && !p.Identity() {
+		// augment.enabled gates the whole section; say so rather than
+		// silently training on the plain images.
+		fmt.Fprintln(r.Log, "augment: transforms are set but augment.enabled is false; training without augmentation")
 	}
-	if err := r.finishEpoch(ctx, valArrays, train.StepsPerEpoch(data.Len(), cfg.Train.BatchSize, cfg.Train.StepsPerEpoch)); err != nil {
+	steps := train.StepsPerEpoch(data.Len(), cfg.Train.BatchSize, cfg.Train.StepsPerEpoch)
+	if err := schedule.CheckRun(graph.Schedule(r.opt), int64(steps*cfg.Train.Epochs)); err != nil {
+		return cfg.Source.Wrap(keyedErr(err))
+	}
+	if err := r.finishEpoch(ctx, valArrays, steps); err != nil {
 		return err
 	}
 	// history.csv and the event files are rebuilt from the checkpoint's
@@ -436,9 +488,40 @@ func (r *jobRun) train(ctx context.Context) error {
 	_, err := train.Fit(fitCtx, r.model, data, train.Options{
 		BatchSize: cfg.Train.BatchSize, Epochs: cfg.Train.Epochs, StepsPerEpoch: cfg.Train.StepsPerEpoch,
 		Seed: cfg.Seed, Validation: valArrays, Progress: watch,
+		Callbacks: r.callbacks,
+		SaveBest: func(l train.EpochLogs) error {
+			if err := os.MkdirAll(filepath.Dir(r.dir.BestCheckpoint()), 0o755); err != nil {
+				return err
+			}
+			if err := r.model.Save(r.dir.BestCheckpoint()); err != nil {
+				return err
+			}
+			r.state.Best = l.Epoch
+			fmt.Fprintf(r.Log, "best: epoch %d saved to %s\n", l.Epoch, r.dir.BestCheckpoint())
+			return nil
+		},
+		RestoreBest: func() error {
+			if r.state.Best == 0 {
+				return nil
+			}
+			if err := r.model.RestoreWeights(r.dir.BestCheckpoint()); err != nil {
+				return err
+			}
+			r.res.Weights = fmt.Sprintf("best (epoch %d)", r.state.Best)
+			fmt.Fprintf(r.Log, "restore_best_weights: the weights of epoch %d\n", r.state.Best)
+			return nil
+		},
 		OnEpochEnd: func(l train.EpochLogs) error {
 			if cause := context.Cause(fitCtx); cause != nil {
 				return cause // diverged in the epoch's last step: save nothing
+			}
+			cbState, err := r.callbacks.State()
+			if err != nil {
+				return err
+			}
+			r.state.Callbacks = cbState
+			if l.Stopped != "" {
+				fmt.Fprintf(r.Log, "stopped after epoch %d: %s\n", l.Epoch, l.Stopped)
 			}
 			l = mergePartial(r.state.Partial, l)
 			r.state.History, r.state.Partial = append(r.state.History, l), nil
@@ -523,7 +606,37 @@ func (r *jobRun) evaluate(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(r.Out, "Test Score: %.4f\nTest Accuracy: %.4f\n", res.TestLoss, res.TestAcc)
+	if r.cfg.Evaluate.TTA {
+		probs, err := train.PredictTTA(ctx, r.model, r.set.Test.Images, r.set.Test.Len(), r.cfg.Train.BatchSize)
+		if err != nil {
+			return err
+		}
+		acc := accuracy(probs, r.set.Test.Labels)
+		res.TestAccTTA = &acc
+		fmt.Fprintf(r.Out, "Test Accuracy (flip TTA): %.4f\n", acc)
+	}
 	return nil
+}
+
+// accuracy is the fraction of rows of probs (n×classes) whose largest
+// entry is at the label.
+func accuracy(probs []float32, labels []uint8) float64 {
+	n := len(labels)
+	k := len(probs) / n
+	correct := 0
+	for i := range n {
+		row := probs[i*k : (i+1)*k]
+		best := 0
+		for j, p := range row {
+			if p > row[best] {
+				best = j
+			}
+		}
+		if best == int(labels[i]) {
+			correct++
+		}
+	}
+	return float64(correct) / float64(n)
 }
 
 // writeArtifacts writes the end-of-run files, run.json last.

@@ -56,7 +56,7 @@ func TestRunQuick(t *testing.T) {
 		t.Errorf("run.json: %d epochs, test accuracy %.3f, %.0f images/s, source %q", len(rs.Epochs), rs.TestAccuracy, rs.ImagesPerSecond, rs.DataSource)
 	}
 	for _, f := range []string{"cifar10.weights.index", "cifar10.weights.data-00000-of-00001", "cifar10_architecture.json",
-		"saved_model/saved_model.pb", "checkpoints/checkpoint"} {
+		"saved_model/saved_model.pb", "checkpoints/checkpoint", "model.keras", "cifar10.weights.h5"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("artifact missing: %v", err)
 		}

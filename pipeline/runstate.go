@@ -34,6 +34,10 @@ type runState struct {
 	// Partial is the unfinished epoch's running figures at the checkpoint
 	// (nil at an epoch boundary): a resumed epoch adds its own to them.
 	Partial *train.EpochLogs `json:"partial,omitempty"`
+	// Callbacks is the callbacks' state (their counters and bests).
+	Callbacks json.RawMessage `json:"callbacks,omitempty"`
+	// Best is the epoch (from 1) of the best-only checkpoint, 0 for none.
+	Best int `json:"best,omitempty"`
 }
 
 const runStateVersion = 1
@@ -46,8 +50,8 @@ const runStateVersion = 1
 // stream.
 var fingerprintKeys = []string{
 	"seed", "data.synthetic", "data.limit_train", "data.limit_test", "data.validation_split", "data.validation",
-	"data.normalize", "data.classes", "data.image_shape", "model.layers",
-	"train.batch_size", "train.shuffle", "train.steps_per_epoch", "train.loss", "train.optimizer", "augment",
+	"data.normalize", "data.mean", "data.std", "data.classes", "data.image_shape", "model.layers",
+	"train.batch_size", "train.shuffle", "train.steps_per_epoch", "train.loss", "train.label_smoothing", "train.optimizer", "train.callbacks", "augment",
 }
 
 var notFingerprinted = []string{"augment.preview", "augment.workers", "augment.queue_batches"}

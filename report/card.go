@@ -55,9 +55,14 @@ type ModelCard struct {
 	TrainSeconds float64
 	// TFVersion is TensorFlow's version (tf.Version()).
 	TFVersion string
-	Hardware  Hardware
+	// Weights says which weights the artifacts hold: "last", or "best
+	// (epoch N)" after early stopping restored the best epoch's.
+	Weights  string
+	Hardware Hardware
 	// Notes are free-form remarks (deviations from the notebook, quirks).
 	Notes []string
+	// Files are the run's model files and how to load each.
+	Files []CardFile
 }
 
 // WriteModelCard writes MODEL_CARD.md for card. A zero card.Hardware is
@@ -96,8 +101,14 @@ func (c ModelCard) Markdown() string {
 	p("| Task | 10-class image classification of 32×32 colour images (CIFAR-10) |\n")
 	if m.N > 0 {
 		p("| Test accuracy | %.2f%% (%d of %d) |\n", 100*m.Accuracy, m.Correct, m.N)
+		if m.AccuracyTTA != nil {
+			p("| Test accuracy, flip TTA | %.2f%% |\n", 100**m.AccuracyTTA)
+		}
 		p("| Test loss | %s |\n", fmtLoss(m.Loss))
 		p("| Macro F1 | %.4f |\n", m.Macro.F1)
+	}
+	if c.Weights != "" {
+		p("| Weights | %s |\n", c.Weights)
 	}
 	if c.Params > 0 {
 		p("| Parameters | %s |\n", thousands(c.Params))
@@ -151,6 +162,8 @@ func (c ModelCard) Markdown() string {
 			p("Total parameters: %s.\n\n", thousands(c.Params))
 		}
 	}
+
+	writeFiles(&b, c.Files)
 
 	p("## Training\n\n")
 	hw := c.Hardware

@@ -23,9 +23,11 @@ type Epoch struct {
 	Loss, Accuracy, ValLoss, ValAccuracy float64
 	HasVal                               bool
 	// Seconds is the epoch's wall time, ImagesPerSec the training throughput
-	// and LearningRate the rate in effect (not written to history.csv,
-	// whose columns are Keras's).
+	// and LearningRate the rate in effect after the epoch.
 	Seconds, ImagesPerSec, LearningRate float64
+	// LogsLearningRate puts LearningRate in history.csv, as Keras's logs
+	// carry it when the rate changes during training.
+	LogsLearningRate bool
 }
 
 // History is the per-epoch record of a training run, in epoch order.
@@ -48,13 +50,28 @@ func WriteHistoryCSV(path string, h History) error {
 }
 
 // HistoryCSV returns the history.csv text WriteHistoryCSV writes.
+//
+// A learning_rate column (between accuracy and loss: CSVLogger sorts the
+// keys) appears when the epochs log the rate, as Keras's logs carry it
+// when a callback changes it (ReduceLROnPlateau, LearningRateScheduler;
+// keras/src/callbacks/reduce_lr_on_plateau.py) — here also under a
+// learning-rate schedule.
 func HistoryCSV(h History) string {
 	var b strings.Builder
-	b.WriteString("epoch,accuracy,loss,val_accuracy,val_loss\r\n")
+	lr := len(h) > 0 && h[0].LogsLearningRate
+	if lr {
+		b.WriteString("epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\r\n")
+	} else {
+		b.WriteString("epoch,accuracy,loss,val_accuracy,val_loss\r\n")
+	}
 	for _, e := range h {
 		va, vl := "NA", "NA"
 		if e.HasVal {
 			va, vl = PyFloat(e.ValAccuracy), PyFloat(e.ValLoss)
+		}
+		if lr {
+			fmt.Fprintf(&b, "%d,%s,%s,%s,%s,%s\r\n", e.Epoch, PyFloat(e.Accuracy), PyFloat(e.LearningRate), PyFloat(e.Loss), va, vl)
+			continue
 		}
 		fmt.Fprintf(&b, "%d,%s,%s,%s,%s\r\n", e.Epoch, PyFloat(e.Accuracy), PyFloat(e.Loss), va, vl)
 	}

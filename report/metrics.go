@@ -50,10 +50,14 @@ type Metrics struct {
 	// score[0]); NaN is written to JSON as null.
 	Loss float64 `json:"loss"`
 	// Accuracy is correct / N.
-	Accuracy float64  `json:"accuracy"`
-	N        int      `json:"n"`
-	Correct  int      `json:"correct"`
-	Classes  []string `json:"classes"`
+	Accuracy float64 `json:"accuracy"`
+	// AccuracyTTA is the accuracy with flip test-time augmentation (the
+	// mean of the outputs on each image and its mirror image), when
+	// measured.
+	AccuracyTTA *float64 `json:"accuracy_tta,omitempty"`
+	N           int      `json:"n"`
+	Correct     int      `json:"correct"`
+	Classes     []string `json:"classes"`
 	// PerClass is in class-index order.
 	PerClass []ClassMetrics `json:"per_class"`
 	// Confusion[i][j] counts examples of true class i predicted as j.

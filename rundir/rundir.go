@@ -48,6 +48,8 @@ const (
 	WeightsName        = "cifar10.weights"
 	ArchitectureName   = "cifar10_architecture.json"
 	SavedModelName     = "saved_model"
+	KerasModelName     = "model.keras"
+	KerasWeightsName   = "cifar10.weights.h5"
 	LogsName           = "logs"
 	PreviewName        = "preview"
 	SyntheticDataName  = "synthetic-data"
@@ -55,6 +57,11 @@ const (
 
 // Checkpoints is the directory of the numbered training checkpoints.
 func (d Dir) Checkpoints() string { return d.path(CheckpointsName) }
+
+// BestCheckpoint is the prefix of the best-only checkpoint
+// (train.callbacks.best_checkpoint, early_stopping's restore_best_weights),
+// kept beside the rolling ones.
+func (d Dir) BestCheckpoint() string { return filepath.Join(d.Checkpoints(), "best", "ckpt-best") }
 
 // ResolvedConfig is the config the run used, as YAML.
 func (d Dir) ResolvedConfig() string { return d.path(ResolvedConfigName) }
@@ -87,6 +94,12 @@ func (d Dir) Architecture() string { return d.path(ArchitectureName) }
 
 // SavedModel is the exported SavedModel directory.
 func (d Dir) SavedModel() string { return d.path(SavedModelName) }
+
+// KerasModel is the Keras 3 whole-model file (keras.models.load_model).
+func (d Dir) KerasModel() string { return d.path(KerasModelName) }
+
+// KerasWeights is the Keras 3 weights file (model.load_weights).
+func (d Dir) KerasWeights() string { return d.path(KerasWeightsName) }
 
 // Logs is the TensorBoard log directory.
 func (d Dir) Logs() string { return d.path(LogsName) }

@@ -26,6 +26,7 @@ DIR/out/loss.json    {"loss0": loss on batch 0, "step_losses": [...]},
 DIR/out/g/<layer>/<weight>.f32     gradients on batch 0 (trainable weights),
 DIR/out/after/<layer>/<weight>.f32 every variable after one train_on_batch per
                      batch (the fit() code path; moving statistics included),
+DIR/out/ema/<layer>/<weight>.f32 the optimizer's moving averages (use_ema),
 DIR/out/probs_after.f32 model output on batch 0 in inference mode after training.
 """
 import json
@@ -133,8 +134,12 @@ def main(d):
     def batch(k):
         x = np.fromfile(os.path.join(d, f"x_{k}.u8"), dtype=np.uint8).reshape(-1, h, wd, c)
         y = np.fromfile(os.path.join(d, f"y_{k}.u8"), dtype=np.uint8)
-        # The notebook's preprocessing: float32 / 255 and one-hot targets.
-        return x.astype("float32") / 255, keras.utils.to_categorical(y, spec["classes"])
+        # The notebook's preprocessing: float32 / 255 and one-hot targets;
+        # then, when the config sets data.mean/std, per-channel standardising.
+        x = x.astype("float32") / 255
+        if spec.get("mean"):
+            x = (x - np.asarray(spec["mean"], "float32")) / np.asarray(spec["std"], "float32")
+        return x, keras.utils.to_categorical(y, spec["classes"])
 
     os.makedirs(out, exist_ok=True)
     x0, y0 = batch(0)
@@ -147,7 +152,7 @@ def main(d):
     dump(os.path.join(out, "logits.f32"), logit_model(x0, training=True))
     dump(os.path.join(out, "probs.f32"), model(x0, training=False))
     probe = build(d, arch)
-    loss_fn = keras.losses.CategoricalCrossentropy()
+    loss_fn = keras.losses.CategoricalCrossentropy(label_smoothing=spec.get("label_smoothing", 0.0))
     with tf.GradientTape() as tape:
         loss0 = loss_fn(y0, probe(x0, training=True))
         if probe.losses:  # weight regularizers, as compute_loss adds them
@@ -159,7 +164,8 @@ def main(d):
 
     o = spec["optimizer"]
     model.compile(optimizer=getattr(keras.optimizers, o["class"])(**o["config"]),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=spec.get("label_smoothing", 0.0)),
+                  metrics=["accuracy"])
     losses = []
     for k in range(spec["batches"]):
         xk, yk = batch(k)
@@ -167,6 +173,11 @@ def main(d):
         losses.append(float(r["loss"]))
     for key, w in variables(model):
         dump(os.path.join(out, "after", key + ".f32"), w.numpy())
+    if model.optimizer.use_ema:
+        keys = {id(w.value if hasattr(w, "value") else w): k for k, w in variables(model)}
+        keys.update({id(w): k for k, w in variables(model)})
+        for var, avg in zip(model.optimizer._trainable_variables, model.optimizer._model_variables_moving_average):
+            dump(os.path.join(out, "ema", keys[id(var)] + ".f32"), avg.numpy())
     dump(os.path.join(out, "probs_after.f32"), model(x0, training=False))
     json.dump({"loss0": float(loss0), "step_losses": losses}, open(os.path.join(out, "loss.json"), "w"))
 

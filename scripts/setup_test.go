@@ -72,3 +72,24 @@ func TestSetupAcceptsTarballLayout(t *testing.T) {
 		t.Fatalf("env.sh does not link against %s:\n%s", tarball, env)
 	}
 }
+
+// TestSetupRejectsBadVariant: an unknown TF_VARIANT, or the CUDA variant
+// combined with LIBTENSORFLOW_DIR, stops setup before it installs anything.
+func TestSetupRejectsBadVariant(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"TF_VARIANT=rocm"}, "TF_VARIANT=rocm is not one of cpu, cuda"},
+		{[]string{"TF_VARIANT=cuda", "LIBTENSORFLOW_DIR=/opt/x"}, "unset LIBTENSORFLOW_DIR or TF_VARIANT"},
+	} {
+		deps := t.TempDir()
+		out, err := runSetup(t, append(tc.env, "DEPS_DIR="+deps, "CUDA_VENV="+filepath.Join(deps, "venv")), "--no-python", "--no-build")
+		if err == nil || strings.Count(strings.TrimSpace(out), "\n") != 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("%v: err %v, output %q; want one line with %q", tc.env, err, out, tc.want)
+		}
+		if entries, _ := os.ReadDir(deps); len(entries) != 0 {
+			t.Errorf("%v: setup wrote %v", tc.env, entries)
+		}
+	}
+}

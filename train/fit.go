@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/cifar-pipeline/cifar-pipeline/callback"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/pixels"
@@ -97,6 +98,11 @@ type EpochLogs struct {
 	Steps       int     `json:"steps"`
 	Images      int     `json:"images"`
 	Seconds     float64 `json:"seconds"`
+	// LearningRate is the rate of the next update at the epoch's end, as
+	// Keras logs learning_rate.
+	LearningRate float64 `json:"learning_rate,omitempty"`
+	// Stopped says a callback ended training after this epoch.
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // Progress receives Fit's progress, as Keras's ProgbarLogger does.
@@ -118,6 +124,17 @@ type Options struct {
 	// Validation, when set, is evaluated after every epoch.
 	Validation *Arrays
 	Progress   Progress
+	// Callbacks are the Keras callback equivalents (ReduceLROnPlateau,
+	// EarlyStopping, best-only checkpoint) run after each epoch, before
+	// OnEpochEnd, so a checkpoint written there holds their state.
+	Callbacks callback.List
+	// SaveBest writes the weights of an epoch a callback found the best so
+	// far (the best-only checkpoint, which also keeps them for
+	// RestoreBest).
+	SaveBest func(EpochLogs) error
+	// RestoreBest loads the weights SaveBest wrote, when EarlyStopping's
+	// restore_best_weights asks for them as training ends.
+	RestoreBest func() error
 	// OnEpochEnd runs after each epoch (checkpoints, logs); an error stops
 	// training.
 	OnEpochEnd func(EpochLogs) error
@@ -150,6 +167,9 @@ func Fit(ctx context.Context, m *graph.Model, data TrainData, o Options) ([]Epoc
 	}
 	startEpoch, skip := int(it0)/steps, int(it0)%steps
 	var history []EpochLogs
+	if stoppedEarly(o.Callbacks) {
+		startEpoch = o.Epochs // a resumed run a callback had already stopped
+	}
 	for epoch := startEpoch; epoch < o.Epochs; epoch++ {
 		t0 := time.Now()
 		logs, err := fitEpoch(ctx, m, data, o, epoch, steps, skip)
@@ -167,6 +187,16 @@ func Fit(ctx context.Context, m *graph.Model, data TrainData, o Options) ([]Epoc
 		if err := m.SetEpoch(int64(epoch + 1)); err != nil {
 			return history, err
 		}
+		it, err := m.Iterations()
+		if err != nil {
+			return history, err
+		}
+		if logs.LearningRate, err = m.LearningRate(it); err != nil {
+			return history, err
+		}
+		if err := runCallbacks(m, o, epoch, &logs); err != nil {
+			return history, err
+		}
 		if o.Progress != nil {
 			o.Progress.EndEpoch(logs)
 		}
@@ -176,8 +206,69 @@ func Fit(ctx context.Context, m *graph.Model, data TrainData, o Options) ([]Epoc
 				return history, err
 			}
 		}
+		if logs.Stopped != "" {
+			break
+		}
+	}
+	if o.Callbacks.OnTrainEnd().RestoreBestWeights && o.RestoreBest != nil {
+		if err := o.RestoreBest(); err != nil {
+			return history, err
+		}
+	}
+	// As Keras's fit ends (finalize_variable_values): with use_ema the
+	// weights become their moving averages, for evaluation and export.
+	if err := m.UseAverages(); err != nil {
+		return history, err
 	}
 	return history, nil
+}
+
+// runCallbacks gives the callbacks the epoch's logs, as Keras's
+// on_epoch_end sees them (float32 values), and carries out what they ask.
+func runCallbacks(m *graph.Model, o Options, epoch int, logs *EpochLogs) error {
+	if len(o.Callbacks) == 0 {
+		return nil
+	}
+	f := func(x float64) float64 { return float64(float32(x)) }
+	in := callback.Logs{"loss": f(logs.Loss), "accuracy": f(logs.Accuracy), "learning_rate": f(logs.LearningRate)}
+	if logs.HasVal {
+		in["val_loss"], in["val_accuracy"] = f(logs.ValLoss), f(logs.ValAccuracy)
+	}
+	a, err := o.Callbacks.OnEpochEnd(epoch, in)
+	if err != nil {
+		return err
+	}
+	if a.SaveBest || a.KeepBestWeights {
+		if o.SaveBest == nil {
+			return fmt.Errorf("epoch %d: a callback asks to keep the best weights, but nothing saves them", epoch+1)
+		}
+		if err := o.SaveBest(*logs); err != nil {
+			return err
+		}
+	}
+	if a.SetLearningRate != nil {
+		if err := m.SetLearningRate(*a.SetLearningRate); err != nil {
+			return err
+		}
+	}
+	if a.Stop {
+		logs.Stopped = a.Reason
+		if logs.Stopped == "" {
+			logs.Stopped = "stopped by a callback"
+		}
+	}
+	return nil
+}
+
+// stoppedEarly reports whether an EarlyStopping (restored from a
+// checkpoint) had already stopped training.
+func stoppedEarly(l callback.List) bool {
+	for _, c := range l {
+		if e, ok := c.(*callback.EarlyStopping); ok && e.StoppedEpoch() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func fitEpoch(ctx context.Context, m *graph.Model, data TrainData, o Options, epoch, steps, skip int) (EpochLogs, error) {
@@ -255,9 +346,19 @@ func evaluate(ctx context.Context, m *graph.Model, data *Arrays, withProbs bool)
 	return lossSum / float64(n), float64(correct) / float64(n), probs, nil
 }
 
+// PredictTTA is Predict with flip test-time augmentation: for each image
+// the mean of the outputs on it and on its mirror image.
+func PredictTTA(ctx context.Context, m *graph.Model, images []uint8, n, batchSize int) ([]float32, error) {
+	return predict(ctx, m, images, n, batchSize, m.PredictBatchTTA)
+}
+
 // Predict returns the model output for n images (n×classes, row-major), in
 // batches of batchSize.
 func Predict(ctx context.Context, m *graph.Model, images []uint8, n, batchSize int) ([]float32, error) {
+	return predict(ctx, m, images, n, batchSize, m.PredictBatch)
+}
+
+func predict(ctx context.Context, m *graph.Model, images []uint8, n, batchSize int, batch func([]uint8, int) ([]float32, error)) ([]float32, error) {
 	sz := m.Net.Input.Out.Size()
 	var out []float32
 	for lo := 0; lo < n; lo += batchSize {
@@ -265,7 +366,7 @@ func Predict(ctx context.Context, m *graph.Model, images []uint8, n, batchSize i
 			return nil, err
 		}
 		hi := min(lo+batchSize, n)
-		p, err := m.PredictBatch(images[lo*sz:hi*sz], hi-lo)
+		p, err := batch(images[lo*sz:hi*sz], hi-lo)
 		if err != nil {
 			return nil, err
 		}

@@ -13,28 +13,11 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/enginetest"
+	"github.com/cifar-pipeline/cifar-pipeline/internal/modeltest"
 	"github.com/cifar-pipeline/cifar-pipeline/pixels"
 )
 
-// compileLayers compiles layers on 32×32×3 images with the named optimizer
-// and closes the model when the test ends.
-func compileLayers(t testing.TB, layers []config.Layer, opt string) *graph.Model {
-	t.Helper()
-	net, err := graph.NewNet(config.Model{Layers: layers}, []int{32, 32, 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := graph.NewOptimizer(enginetest.Optimizer(opt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := graph.Compile(net, graph.Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: o})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
-}
+var compileLayers = modeltest.Compile
 
 func compileSmall(t testing.TB, opt string) *graph.Model {
 	return compileLayers(t, enginetest.SmallNet(), opt)

@@ -129,6 +129,10 @@ type parityCase struct {
 	// precision is the Keras dtype policy of both sides ("": float32);
 	// mixed_bfloat16 cases are held to the bf16 tolerances.
 	precision graph.Precision
+	// labelSmoothing is the loss's label_smoothing.
+	labelSmoothing float64
+	// mean and std standardise the input per channel (data.mean/std).
+	mean, std []float64
 }
 
 // zoo exercises every layer kind, activation and argument that the shipped
@@ -172,7 +176,8 @@ func zoo() []parityCase {
 		// the ~1e-7 rounding differences of tiny gradients up to lr size.
 		{name: "residual", layers: enginetest.SmallResNet(), opt: enginetest.Optimizer("sgd", "momentum", 0.9, "nesterov", true)},
 		{name: "residual/fused", layers: enginetest.SmallResNet(), opt: enginetest.Optimizer("rmsprop"), fusedBN: true},
-		{name: "activations", layers: acts, opt: enginetest.Optimizer("rmsprop")},
+		{name: "activations", layers: acts, opt: enginetest.Optimizer("rmsprop"),
+			mean: []float64{0.4914, 0.4822, 0.4465}, std: []float64{0.2470, 0.2435, 0.2616}},
 	}
 }
 
@@ -201,6 +206,9 @@ func TestKerasParity(t *testing.T) {
 	cases := []parityCase{
 		{name: "shallow/rmsprop", file: "config.yaml", opt: enginetest.Optimizer("rmsprop")},
 		{name: "shallow/adam", file: "config.yaml", opt: enginetest.Optimizer("adam")},
+		{name: "shallow/adamw+ema", file: "config.yaml", opt: enginetest.Optimizer("adamw", "weight_decay", 1.0, "use_ema", true, "ema_momentum", 0.9)},
+		{name: "deep/rmsprop+label_smoothing", file: "configs/deep.yaml", opt: enginetest.Optimizer("rmsprop"), labelSmoothing: 0.2},
+		{name: "deep/sgd+weight_decay", file: "configs/deep.yaml", opt: enginetest.Optimizer("sgd", "momentum", 0.9, "nesterov", true, "weight_decay", 0.1)},
 		{name: "deep/rmsprop", file: "configs/deep.yaml", opt: enginetest.Optimizer("rmsprop")},
 		{name: "deep/adam", file: "configs/deep.yaml", opt: enginetest.Optimizer("adam")},
 		{name: "deep/sgd", file: "configs/deep.yaml", opt: enginetest.Optimizer("sgd", "momentum", 0.9, "nesterov", true)},
@@ -243,7 +251,8 @@ func runParity(t *testing.T, tc parityCase) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := graph.Compile(net, graph.Options{Seed: 11, Normalize: true, Classes: 10, Optimizer: opt, Precision: tc.precision})
+	m, err := graph.Compile(net, graph.Options{Seed: 11, Normalize: true, Classes: 10, Optimizer: opt, LabelSmoothing: tc.labelSmoothing,
+		Mean: tc.mean, Std: tc.std, Precision: tc.precision})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +279,7 @@ func runParity(t *testing.T, tc parityCase) {
 	optCfg := opt.KerasConfig()
 	delete(optCfg, "amsgrad")
 	spec, _ := json.Marshal(map[string]any{
-		"classes": 10, "batches": steps, "layers": specLayers, "fused_batchnorm": tc.fusedBN,
+		"classes": 10, "batches": steps, "layers": specLayers, "fused_batchnorm": tc.fusedBN, "label_smoothing": tc.labelSmoothing, "mean": tc.mean, "std": tc.std,
 		"precision": tc.precision.OrDefault(),
 		"optimizer": map[string]any{"class": graph.OptimizerClass(opt), "config": optCfg},
 	})
@@ -397,6 +406,12 @@ func runParity(t *testing.T, tc parityCase) {
 		w0v := w0[v.Name].Data
 		compare(fmt.Sprintf("%s update over %d steps", v.Name, steps), file, w3[v.Name].Data,
 			func(got, want []float32) float64 { return enginetest.UpdateDiff(w0v, got, want) }, updTol)
+	}
+	if opt.KerasConfig()["use_ema"] == true {
+		for _, v := range m.Weights {
+			avg := graph.OptimizerName(opt) + "/" + strings.ReplaceAll(v.Name, "/", "_") + "_average"
+			check(v.Name+" moving average", filepath.Join("ema", v.Name+".f32"), w3[avg].Data)
+		}
 	}
 	if moved < 1e-4 {
 		t.Fatalf("Keras weights moved only %g in %d steps: comparison is vacuous", moved, steps)
