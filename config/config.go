@@ -217,6 +217,10 @@ type Runtime struct {
 	InterOpThreads int `mapstructure:"inter_op_threads" yaml:"inter_op_threads"`
 	// XLA turns on global JIT compilation (CPU included).
 	XLA bool `mapstructure:"xla" yaml:"xla"`
+	// Precision is the Keras dtype policy the model computes in: float32,
+	// mixed_bfloat16 (bfloat16 compute, float32 variables, loss and
+	// optimiser) or mixed_float16 (GPU only).
+	Precision string `mapstructure:"precision" yaml:"precision"`
 	// TensorFlowLogs shows TensorFlow's own log lines (oneDNN, absl, MLIR),
 	// which are hidden by default; the --verbose flag does the same.
 	TensorFlowLogs bool `mapstructure:"tensorflow_logs" yaml:"tensorflow_logs"`
@@ -273,7 +277,7 @@ func Default() Config {
 			Optimizer: Optimizer{Name: "rmsprop", Args: map[string]any{"learning_rate": 0.001}},
 			Verbose:   "auto",
 		},
-		Runtime: Runtime{Device: "auto"},
+		Runtime: Runtime{Device: "auto", Precision: "float32"},
 		Augment: Augment{
 			FillMode:     "nearest",
 			Crop:         Crop{Mode: "reflect"},

@@ -169,6 +169,11 @@ func TestBadConfigs(t *testing.T) {
 		// Issue 14 case 7: a queue of a billion batches is refused before
 		// anything is allocated.
 		{"huge queue", "augment: {queue_batches: 1000000000}\n", nil, []string{"augment.queue_batches", "1000000000", "1024"}},
+		// Issue 16: an unknown precision, in the file or by --set.
+		{"unknown precision", "runtime: {precision: bfloat16}\n", nil, []string{"runtime.precision", `"bfloat16"`, "mixed_bfloat16"}},
+		{"empty precision", "runtime: {precision: ''}\n", nil, []string{"runtime.precision", `""`}},
+		{"precision not a string", "runtime: {precision: [float32]}\n", nil, []string{"runtime.precision"}},
+		{"unknown --set precision", "", []string{"runtime.precision=fp16"}, []string{"runtime.precision", `"fp16"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -213,6 +218,24 @@ func TestMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), nil)
 	if err == nil || !strings.Contains(err.Error(), "nope.yaml") || !strings.Contains(err.Error(), "no such file") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// runtime.precision defaults to float32 (today's graph) and takes the
+// Keras policy names, from the file or --set.
+func TestPrecisionKey(t *testing.T) {
+	cfg, err := Load(writeConfig(t, ""), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Runtime.Precision != "float32" {
+		t.Errorf("default precision %q, want float32", cfg.Runtime.Precision)
+	}
+	for _, p := range Precisions {
+		cfg, err := Load(writeConfig(t, ""), []string{"runtime.precision=" + p})
+		if err != nil || cfg.Runtime.Precision != p {
+			t.Errorf("--set runtime.precision=%s: %q, %v", p, cfg.Runtime.Precision, err)
+		}
 	}
 }
 

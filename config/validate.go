@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 )
 
 // MaxQueueBatches caps augment.queue_batches: the stream keeps that many
@@ -40,6 +41,10 @@ func nonFinite(v reflect.Value, prefix string) (string, float64, bool) {
 	}
 	return "", 0, false
 }
+
+// Precisions are the Keras dtype policy names runtime.precision accepts
+// (whether this runtime can run one is the engine's to say).
+var Precisions = []string{"float32", "mixed_bfloat16", "mixed_float16"}
 
 // Validate checks values that types alone cannot: ranges, enumerations and
 // per-layer arguments. The error names the offending key.
@@ -96,6 +101,10 @@ func (c *Config) Validate() error {
 		if l.Type == "" {
 			return &KeyError{Key: fmt.Sprintf("model.layers[%d].type", i), Err: fmt.Errorf("missing (conv2d, dense, ...)")}
 		}
+	}
+
+	if !slices.Contains(Precisions, c.Runtime.Precision) {
+		return fmt.Errorf("runtime.precision: %q is not one of %s", c.Runtime.Precision, strings.Join(Precisions, ", "))
 	}
 
 	a := c.Augment

@@ -56,7 +56,9 @@ func TestProbeReasons(t *testing.T) {
 			return "", false
 		}
 	}
-	noDriver := func() driverInfo { return driverInfo{Err: errors.New("no NVIDIA driver: libcuda.so.1 cannot be loaded (x)")} }
+	noDriver := func() driverInfo {
+		return driverInfo{Err: errors.New("no NVIDIA driver: libcuda.so.1 cannot be loaded (x)")}
+	}
 	oneGPU := func() driverInfo { return driverInfo{GPUs: []GPU{a100}} }
 	noGPU := func() driverInfo { return driverInfo{} }
 	none := func() []string { return nil }

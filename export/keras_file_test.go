@@ -186,7 +186,6 @@ var kerasFileNets = []struct {
 	{"merges", enginetest.MergesNet, "Functional", enginetest.Optimizer("sgd", "momentum", 0.9)},
 }
 
-
 // trainedWith compiles layers with the optimizer opt and fits them for an
 // epoch on images.
 func trainedWith(t *testing.T, layers []config.Layer, opt config.Optimizer, images, labels []uint8) *graph.Model {

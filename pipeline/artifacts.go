@@ -197,7 +197,7 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, set *dataset.Set,
 	if err := m.Save(a.dir.Weights()); err != nil {
 		return err
 	}
-	arch, err := export.KerasJSON(m.Net)
+	arch, err := export.KerasJSONPolicy(m.Net, m.Options().Precision)
 	if err != nil {
 		return err
 	}

@@ -266,7 +266,8 @@ func (r *jobRun) buildModel(context.Context) error {
 		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Mean: cfg.Data.Mean, Std: cfg.Data.Std, Classes: cfg.Data.Classes,
 		Optimizer: sp.opt, LabelSmoothing: cfg.Train.LabelSmoothing,
 		IntraOpThreads: cfg.Runtime.IntraOpThreads, InterOpThreads: cfg.Runtime.InterOpThreads, XLA: cfg.Runtime.XLA,
-		Session: r.placement.ConfigureSession,
+		Precision: graph.Precision(cfg.Runtime.Precision),
+		Session:   r.placement.ConfigureSession,
 	})
 	if err != nil {
 		return err
@@ -434,8 +435,8 @@ func (r *jobRun) saveCheckpoint() (string, error) {
 func (r *jobRun) train(ctx context.Context) error {
 	cfg := r.cfg
 	fmt.Fprint(r.Out, r.net.Summary())
-	fmt.Fprintf(r.Log, "runtime: TensorFlow %s on %s, %d cores, intra-op threads %d, inter-op threads %d, XLA %v\n",
-		tf.Version(), r.model.Device(), runtime.NumCPU(), cfg.Runtime.IntraOpThreads, cfg.Runtime.InterOpThreads, cfg.Runtime.XLA)
+	fmt.Fprintf(r.Log, "runtime: TensorFlow %s on %s, %d cores, intra-op threads %d, inter-op threads %d, XLA %v, precision %s\n",
+		tf.Version(), r.model.Device(), runtime.NumCPU(), cfg.Runtime.IntraOpThreads, cfg.Runtime.InterOpThreads, cfg.Runtime.XLA, r.model.Options().Precision)
 	_, constant := graph.Schedule(r.opt).(schedule.Constant)
 	r.art = &artifacts{dir: r.dir, cfg: cfg, cfgYAML: r.cfgYAML, learningRate: r.opt.LearningRate(),
 		logsLearningRate: !constant || r.callbacks.AdjustsLearningRate()}

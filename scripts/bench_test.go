@@ -24,6 +24,8 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{"--cases shallow,bogus", "unknown case bogus"},
 		{"--xla-runs x", "argument --xla-runs: invalid int value: 'x'"},
 		{"--xla maybe", "argument --xla: invalid choice: 'maybe'"},
+		{"--precision mixed_float16", "--precision: mixed_float16 is not float32 or mixed_bfloat16 (mixed_float16 needs a GPU)"},
+		{"--precision float32,bf16", "--precision: bf16 is not float32 or mixed_bfloat16"},
 	} {
 		t.Run(tc.args, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "BENCHMARKS.md")

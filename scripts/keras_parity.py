@@ -12,7 +12,9 @@ DIR/w/<layer>/<weight>.f32: every initial variable (trainable and not), raw
 DIR/x_<k>.u8, DIR/y_<k>.u8: batch k, uint8 NHWC images and labels.
 
 With "fused_batchnorm": true in spec.json, BatchNormalization trains on
-TensorFlow's fused kernel, as Go's does (see use_fused_batchnorm).
+TensorFlow's fused kernel, as Go's does (see use_fused_batchnorm). With
+"precision": "mixed_bfloat16" the global dtype policy is set before any layer
+is built (keras.config.set_dtype_policy), as model.json's layers carry it too.
 
 Checks first that every layer's config in model.json equals the config of a
 Keras layer built from only the arguments the Go config set (so Go's
@@ -73,6 +75,10 @@ def use_fused_batchnorm():
     def call(self, inputs, training=None, mask=None):
         if not (training and self.trainable) or len(inputs.shape) != 4:
             return keras_call(self, inputs, training=training, mask=mask)
+        # Under a mixed policy Keras normalises in float32 and casts the
+        # result back to the compute dtype (batch_normalization.py, call).
+        out_dtype = inputs.dtype
+        inputs = tf.cast(inputs, "float32")
         ch = inputs.shape[-1]
         gamma = self.gamma if self.scale else tf.ones([ch], inputs.dtype)
         beta = self.beta if self.center else tf.zeros([ch], inputs.dtype)
@@ -81,7 +87,7 @@ def use_fused_batchnorm():
         var = var * ((n - 1) / n)
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum + var * (1.0 - self.momentum))
-        return y
+        return tf.cast(y, out_dtype)
 
     BatchNormalization.call = call
 
@@ -114,6 +120,9 @@ def dump(path, a):
 
 def main(d):
     spec = json.load(open(os.path.join(d, "spec.json")))
+    # The layers in model.json carry their dtype policy; the global one
+    # makes the fresh layers of check_defaults agree with it.
+    keras.config.set_dtype_policy(spec.get("precision", "float32"))
     arch = open(os.path.join(d, "model.json")).read()
     out = os.path.join(d, "out")
     model = build(d, arch)

@@ -39,6 +39,18 @@ def load_batches(d):
     return (xtr, ytr), (xte, yte)
 
 
+def set_policy(node, name):
+    """Sets every DTypePolicy in a Keras architecture JSON to name."""
+    if isinstance(node, dict):
+        if node.get("class_name") == "DTypePolicy":
+            node["config"]["name"] = name
+        for v in node.values():
+            set_policy(v, name)
+    elif isinstance(node, list):
+        for v in node:
+            set_policy(v, name)
+
+
 def build(keras, name):
     L = keras.layers
     if name == "shallow":
@@ -69,6 +81,8 @@ def main():
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--json", default="")
     ap.add_argument("--no-val", action="store_true", help="no validation (benchmarks time training alone)")
+    ap.add_argument("--precision", default="", choices=["", "float32", "mixed_bfloat16", "mixed_float16"],
+                    help="Keras dtype policy (default: float32, or the policy --arch's layers carry)")
     a = ap.parse_args()
 
     t_start = time.time()
@@ -77,6 +91,8 @@ def main():
     if a.threads:
         tf.config.threading.set_intra_op_parallelism_threads(a.threads)
         tf.config.threading.set_inter_op_parallelism_threads(a.threads)
+    if a.precision:
+        keras.config.set_dtype_policy(a.precision)
     keras.utils.set_random_seed(a.seed)
 
     (xtr, ytr), (xte, yte) = load_batches(a.data)
@@ -85,7 +101,10 @@ def main():
     if a.model == "arch":
         if not a.arch:
             ap.error("--model arch needs --arch FILE")
-        model = keras.models.model_from_json(open(a.arch).read())
+        arch = json.load(open(a.arch))
+        if a.precision:
+            set_policy(arch, a.precision)
+        model = keras.models.model_from_json(json.dumps(arch))
     else:
         model = build(keras, a.model)
     model.summary()

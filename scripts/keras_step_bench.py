@@ -2,8 +2,9 @@
 one training step of the notebook's nets in `model.fit` on NumPy arrays.
 
 Usage:
-  keras_step_bench.py [--model shallow|deep] [--steps 60] [--epochs 4]
+  keras_step_bench.py [--model shallow|deep|deep-intended|arch --arch JSON] [--steps 60] [--epochs 4]
                       [--batch 128] [--intra N] [--inter N] [--profile DIR]
+                      [--precision float32|mixed_bfloat16]
 
 Data is random uint8 images /255 and one-hot labels (the step cost does not
 depend on the values). Each epoch is `steps` steps; the first epoch (tracing,
@@ -25,28 +26,37 @@ import numpy as np  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="shallow", choices=["shallow", "deep", "deep-intended"])
+    ap.add_argument("--model", default="shallow", choices=["shallow", "deep", "deep-intended", "arch"])
+    ap.add_argument("--arch", default="", help="with --model arch: a Keras architecture JSON (Go's cifar10_architecture.json)")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--intra", type=int, default=0)
     ap.add_argument("--inter", type=int, default=0)
     ap.add_argument("--profile", default="")
+    ap.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"],
+                    help="Keras dtype policy, set before the model is built")
     a = ap.parse_args()
 
     import tensorflow as tf
     import keras
-    from keras_reference import build
+    from keras_reference import build, set_policy
     if a.intra:
         tf.config.threading.set_intra_op_parallelism_threads(a.intra)
     if a.inter:
         tf.config.threading.set_inter_op_parallelism_threads(a.inter)
+    keras.config.set_dtype_policy(a.precision)
     keras.utils.set_random_seed(1)
     n = a.steps * a.batch
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8).astype("float32") / 255
     y = keras.utils.to_categorical(rng.integers(0, 10, size=n), 10)
-    model = build(keras, a.model)
+    if a.model == "arch":
+        arch = json.load(open(a.arch))
+        set_policy(arch, a.precision)
+        model = keras.models.model_from_json(json.dumps(arch))
+    else:
+        model = build(keras, a.model)
     model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.RMSprop(), metrics=["accuracy"])
 
     class Timer(keras.callbacks.Callback):
@@ -67,7 +77,7 @@ def main():
         tf.profiler.experimental.stop()
     ep = sorted(timer.epochs[1:])
     med = ep[len(ep) // 2]
-    print(json.dumps({"model": a.model, "intra": a.intra, "inter": a.inter, "steps": a.steps,
+    print(json.dumps({"model": a.model, "precision": a.precision, "intra": a.intra, "inter": a.inter, "steps": a.steps,
                       "epoch_seconds": timer.epochs, "ms_per_step": 1000 * med / a.steps,
                       "images_per_second": n / med}))
 

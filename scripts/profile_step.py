@@ -9,6 +9,7 @@ With inter_op=1 the op times add up to the wall time, so the table says
 where a step's time goes.
 
 Usage: .venv/bin/python scripts/profile_step.py DIR/deep.pb [--steps 10] [--intra 0] [--inter 1] [--top 25]
+                                               [--precision float32|mixed_bfloat16]
 """
 import argparse
 import collections
@@ -30,6 +31,9 @@ def main():
     ap.add_argument("--intra", type=int, default=0)
     ap.add_argument("--inter", type=int, default=1)
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"],
+                    help="the runtime.precision the graph was benchmarked with (mixed_bfloat16 turns on the "
+                         "session's auto_mixed_precision_onednn_bfloat16 rewrite, as graph.Compile does)")
     a = ap.parse_args()
 
     gd = tf.compat.v1.GraphDef()
@@ -48,6 +52,9 @@ def main():
     with g.as_default():
         tf.compat.v1.import_graph_def(gd, name="")
     cfg = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=a.intra, inter_op_parallelism_threads=a.inter)
+    if a.precision == "mixed_bfloat16":
+        from tensorflow.core.protobuf import rewriter_config_pb2
+        cfg.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
     sess = tf.compat.v1.Session(graph=g, config=cfg)
 
     rng = np.random.default_rng(1)

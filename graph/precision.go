@@ -1,0 +1,81 @@
+package graph
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	tf "github.com/wamuir/graft/tensorflow"
+
+	"github.com/cifar-pipeline/cifar-pipeline/config"
+)
+
+// Precision is a Keras dtype policy name (keras/src/dtype_policies/
+// dtype_policy.py): the dtype the layers compute in, with float32
+// variables in every case, so checkpoints do not depend on it.
+type Precision string
+
+// The policies runtime.precision names. Float32 is the default.
+const (
+	Float32       Precision = "float32"
+	MixedBFloat16 Precision = "mixed_bfloat16"
+	MixedFloat16  Precision = "mixed_float16"
+)
+
+// CheckPrecision resolves a runtime.precision value ("" is float32) and
+// refuses what this runtime cannot run, given whether TensorFlow sees a GPU:
+// mixed_float16 needs one (float16 gradients underflow without the dynamic
+// loss scaling of Keras's LossScaleOptimizer, keras/src/optimizers/
+// loss_scale_optimizer.py, and the CPU has no fast float16 kernels). The
+// error is a one-line config.KeyError.
+func CheckPrecision(name string, gpu bool) (Precision, error) {
+	if name == "" {
+		return Float32, nil
+	}
+	if !slices.Contains(config.Precisions, name) {
+		return "", config.KeyErrorf("runtime.precision", "%q is not one of %s%s", name, strings.Join(config.Precisions, ", "), suggestName(name, config.Precisions))
+	}
+	p := Precision(name)
+	if p == MixedFloat16 {
+		if !gpu {
+			return "", config.KeyErrorf("runtime.precision", "mixed_float16 needs a GPU (float16 training needs Keras's LossScaleOptimizer loss scaling and float16 kernels) and TensorFlow sees none: use mixed_bfloat16 or float32 on the CPU")
+		}
+		return "", config.KeyErrorf("runtime.precision", "mixed_float16 needs dynamic loss scaling (Keras's LossScaleOptimizer), which the engine does not build yet: use mixed_bfloat16 or float32")
+	}
+	return p, nil
+}
+
+// gpuVisible reports whether TensorFlow sees a GPU, from the devices of a
+// session on an empty graph.
+func gpuVisible() (bool, error) {
+	s, err := tf.NewSession(tf.NewGraph(), nil)
+	if err != nil {
+		return false, fmt.Errorf("list TensorFlow devices: %w", err)
+	}
+	defer s.Close()
+	devs, err := s.ListDevices()
+	if err != nil {
+		return false, fmt.Errorf("list TensorFlow devices: %w", err)
+	}
+	return slices.ContainsFunc(devs, func(d tf.Device) bool { return d.Type == "GPU" }), nil
+}
+
+// ComputeDType is the policy's compute dtype as Keras names it: the dtype
+// of the layers' outputs (float32, bfloat16, float16).
+func (p Precision) ComputeDType() string {
+	switch p {
+	case MixedBFloat16:
+		return "bfloat16"
+	case MixedFloat16:
+		return "float16"
+	}
+	return "float32"
+}
+
+// OrDefault is the policy's name, float32 for the zero value.
+func (p Precision) OrDefault() Precision {
+	if p == "" {
+		return Float32
+	}
+	return p
+}
