@@ -235,39 +235,30 @@ func walkKeys(n *yaml.Node, t reflect.Type, prefix, path string) error {
 
 // suggest returns " (did you mean K?)" for the closest known key, if close.
 func suggest(key string, known map[string]reflect.Type) string {
-	best, bestD := "", 4
 	keys := make([]string, 0, len(known))
 	for k := range known {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if d := levenshtein(key, k); d < bestD {
+	return Suggest(key, keys)
+}
+
+// Suggest returns " (did you mean X?)" for the known name closest to name
+// (an edit distance below 4, else the shortest known name it is a prefix
+// of: augment.rotation for augment.rotation_range), or "".
+func Suggest(name string, known []string) string {
+	ks := append([]string(nil), known...)
+	sort.Strings(ks)
+	best, bestD := "", 4
+	for _, k := range ks {
+		if d := levenshtein(name, k); d < bestD {
 			best, bestD = k, d
 		}
 	}
 	if best == "" {
-		// A truncated name (augment.rotation for augment.rotation_range):
-		// the shortest known key it begins.
-		for _, k := range keys {
-			if strings.HasPrefix(k, key) && (best == "" || len(k) < len(best)) {
+		for _, k := range ks {
+			if strings.HasPrefix(k, name) && (best == "" || len(k) < len(best)) {
 				best = k
 			}
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return " (did you mean " + best + "?)"
-}
-
-// Suggest returns " (did you mean X?)" for the name closest to s among
-// names, if one is close (an edit distance below 3), else "".
-func Suggest(s string, names []string) string {
-	best, bestD := "", 3
-	for _, n := range names {
-		if d := levenshtein(s, n); d < bestD || (d == bestD && best != "" && n < best) {
-			best, bestD = n, d
 		}
 	}
 	if best == "" {

@@ -8,6 +8,8 @@ import (
 	"math"
 	"sort"
 	"strings"
+
+	"github.com/cifar-pipeline/cifar-pipeline/config"
 )
 
 // Map is a decoded YAML mapping under a dotted config path.
@@ -187,46 +189,6 @@ func Integer(path string, v any) (int64, error) {
 	return 0, fmt.Errorf("%s: %v must be an integer", path, v)
 }
 
-// Suggest returns " (did you mean X?)" for the known name closest to name
-// (edit distance < 4, else the shortest known name it is a prefix of), or "".
-func Suggest(name string, known []string) string {
-	ks := append([]string(nil), known...)
-	sort.Strings(ks)
-	best, bestD := "", 4
-	for _, k := range ks {
-		if d := levenshtein(name, k); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	if best == "" {
-		for _, k := range ks {
-			if strings.HasPrefix(k, name) && (best == "" || len(k) < len(best)) {
-				best = k
-			}
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return " (did you mean " + best + "?)"
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
+// Suggest returns " (did you mean X?)" for the known name closest to name,
+// as the rest of the config's errors suggest (config.Suggest).
+func Suggest(name string, known []string) string { return config.Suggest(name, known) }
