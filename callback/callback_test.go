@@ -1,12 +1,9 @@
 package callback
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
-	"os/exec"
 	"reflect"
 	"strconv"
 	"strings"
@@ -306,14 +303,5 @@ func show(tr trajectory) string {
 
 func runPython(t *testing.T, script string, stdin []byte) []byte {
 	t.Helper()
-	cmd := exec.Command(testenv.Python(t), "-c", script)
-	cmd.Env = append(os.Environ(), "TF_CPP_MIN_LOG_LEVEL=3", "CUDA_VISIBLE_DEVICES=")
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("python: %v\n%s", err, stderr.String())
-	}
-	return out
+	return testenv.RunPythonStdin(t, script, stdin)
 }

@@ -17,21 +17,7 @@ import (
 )
 
 // notebookShallow is the notebook's shallow net (a Keras Sequential).
-func notebookShallow() []config.Layer {
-	L := enginetest.Layer
-	return []config.Layer{
-		L("conv2d", "filters", 32, "kernel_size", 3, "padding", "same"),
-		L("activation", "activation", "relu"),
-		L("max_pooling2d", "pool_size", 2),
-		L("dropout", "rate", 0.25),
-		L("flatten"),
-		L("dense", "units", 512),
-		L("activation", "activation", "relu"),
-		L("dropout", "rate", 0.5),
-		L("dense", "units", 10),
-		L("activation", "activation", "softmax"),
-	}
-}
+var notebookShallow = config.ShallowLayers
 
 // pyLoadGoKeras loads Go's model.keras with nothing but keras, and Go's
 // architecture JSON + .weights.h5, and reports what they predict on the

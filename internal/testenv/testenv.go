@@ -3,6 +3,7 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,8 +41,17 @@ func Python(t testing.TB) string {
 // interpreter and returns its stdout; stderr is shown on failure.
 func RunPython(t testing.TB, script string, args ...string) []byte {
 	t.Helper()
+	return RunPythonStdin(t, script, nil, args...)
+}
+
+// RunPythonStdin is RunPython with stdin fed to the script.
+func RunPythonStdin(t testing.TB, script string, stdin []byte, args ...string) []byte {
+	t.Helper()
 	py := Python(t)
 	cmd := exec.Command(py, append([]string{"-c", script}, args...)...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
 	cmd.Env = append(os.Environ(), "TF_CPP_MIN_LOG_LEVEL=2", "CUDA_VISIBLE_DEVICES=")
 	var stderr []byte
 	out, err := cmd.Output()
