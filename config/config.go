@@ -89,6 +89,9 @@ type Layer struct {
 	// Inputs names the layers (or "input") feeding this one; empty means
 	// the previous layer.
 	Inputs []string `mapstructure:"inputs" yaml:"inputs,omitempty"`
+	// Trainable false freezes the layer's weights, Keras's base Layer
+	// argument (nil: trainable).
+	Trainable *bool `mapstructure:"trainable" yaml:"trainable,omitempty"`
 	// Args are the remaining keys: the kind's Keras arguments.
 	Args map[string]any `mapstructure:",remain" yaml:",inline"`
 }
@@ -239,6 +242,11 @@ type Evaluate struct {
 	// augmentation (the mean of the outputs on each image and its mirror
 	// image), reported beside the plain accuracy in metrics.json.
 	TTA bool `mapstructure:"tta" yaml:"tta"`
+	// TTATranslate adds airbench's translations to it: the images
+	// shifted by this many pixels up-left and down-right, each with its
+	// mirror image, weighted a quarter each against the plain pair's half
+	// (0: flips only).
+	TTATranslate int `mapstructure:"tta_translate" yaml:"tta_translate,omitempty"`
 }
 
 // Output says where artifacts go.

@@ -170,6 +170,10 @@ func TestBadConfigs(t *testing.T) {
 		// anything is allocated.
 		{"huge queue", "augment: {queue_batches: 1000000000}\n", nil, []string{"augment.queue_batches", "1000000000", "1024"}},
 		// Issue 16: an unknown precision, in the file or by --set.
+		{"negative tta_translate", "evaluate: {tta: true, tta_translate: -1}\n", nil, []string{"evaluate.tta_translate: -1 must be >= 0"}},
+		{"tta_translate without tta", "evaluate: {tta_translate: 1}\n", nil, []string{"evaluate.tta_translate: 1 needs evaluate.tta: true"}},
+		{"tta_translate too large", "evaluate: {tta: true, tta_translate: 16}\n", nil, []string{"evaluate.tta_translate: 16 pixels must be under half the image size 32x32"}},
+		{"tta_translate not a number", "evaluate: {tta: true, tta_translate: one}\n", nil, []string{"evaluate.tta_translate"}},
 		{"unknown precision", "runtime: {precision: bfloat16}\n", nil, []string{"runtime.precision", `"bfloat16"`, "mixed_bfloat16"}},
 		{"empty precision", "runtime: {precision: ''}\n", nil, []string{"runtime.precision", `""`}},
 		{"precision not a string", "runtime: {precision: [float32]}\n", nil, []string{"runtime.precision"}},

@@ -72,7 +72,14 @@ func Load(path string, sets []string) (Config, error) {
 		dc.ErrorUnused = true
 	}
 	if err := v.Unmarshal(&cfg, dec); err != nil {
-		return Config{}, fmt.Errorf("config %s: %s", path, decodeError(err))
+		msg := decodeError(err)
+		src := Source{Path: path, lines: map[string]int{}}
+		recordLines(&root, "", src.lines)
+		if key, rest, ok := strings.Cut(msg, ": "); ok && !strings.Contains(msg, "; ") && src.Line(key) > 0 {
+			// One bad key: its line too.
+			return Config{}, src.Wrap(&KeyError{Key: key, Err: errors.New(rest)})
+		}
+		return Config{}, fmt.Errorf("config %s: %s", path, msg)
 	}
 	if err := rawCallbacks(&root, sets, &cfg); err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)

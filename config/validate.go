@@ -103,6 +103,15 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	switch e := c.Evaluate; {
+	case e.TTATranslate < 0:
+		return fmt.Errorf("evaluate.tta_translate: %d must be >= 0 (pixels; 0 for flips only)", e.TTATranslate)
+	case e.TTATranslate > 0 && !e.TTA:
+		return fmt.Errorf("evaluate.tta_translate: %d needs evaluate.tta: true (translations are part of test-time augmentation)", e.TTATranslate)
+	case len(c.Data.ImageShape) == 3 && e.TTATranslate > 0 && 2*e.TTATranslate >= min(c.Data.ImageShape[0], c.Data.ImageShape[1]):
+		return fmt.Errorf("evaluate.tta_translate: %d pixels must be under half the image size %dx%d", e.TTATranslate, c.Data.ImageShape[0], c.Data.ImageShape[1])
+	}
+
 	if !slices.Contains(Precisions, c.Runtime.Precision) {
 		return fmt.Errorf("runtime.precision: %q is not one of %s", c.Runtime.Precision, strings.Join(Precisions, ", "))
 	}

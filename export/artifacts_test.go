@@ -36,6 +36,7 @@ var nets = []struct {
 }{
 	{"sequential", enginetest.SmallNet, "Sequential"},
 	{"functional", enginetest.SmallResNet, "Functional"},
+	{"whitened", enginetest.WhitenedNet, "Sequential"},
 }
 
 // trained compiles layers and fits them for a few epochs on images, so
@@ -43,6 +44,9 @@ var nets = []struct {
 func trained(t *testing.T, layers []config.Layer, opt string, images, labels []uint8, epochs int) *graph.Model {
 	t.Helper()
 	m := modeltest.Compile(t, layers, opt)
+	if err := m.InitFromData(images, len(labels)); err != nil {
+		t.Fatal(err)
+	}
 	data := &train.Arrays{Set: &pixels.Set{Images: images, Labels: labels, H: 32, W: 32, C: 3}, BatchSize: 32, Shuffle: true, Seed: 3}
 	if _, err := train.Fit(context.Background(), m, data, train.Options{BatchSize: 32, Epochs: epochs, Seed: 3}); err != nil {
 		t.Fatal(err)
@@ -250,4 +254,101 @@ func realTestImages(t *testing.T, n int) (images, labels []uint8) {
 	}
 	s := cifartest.Real(t).Test.Slice(0, n)
 	return s.Images, s.Labels
+}
+
+// TestTTATranslate: with translations, the model's TTA output and the
+// SavedModel's serving_tta are airbench's mirror + translate mean, formed
+// here from plain predictions on images mirrored and shifted in Go.
+func TestTTATranslate(t *testing.T) {
+	const n, shift = 40, 2
+	images, _ := realTestImages(t, n)
+	net, err := graph.NewNet(config.Model{Layers: enginetest.WhitenedNet()}, []int{32, 32, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := graph.NewOptimizer(enginetest.Optimizer("sgd", "momentum", 0.9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := graph.Compile(net, graph.Options{Seed: 2, Normalize: true, Classes: 10, Optimizer: o, TTATranslate: shift,
+		Mean: []float64{0.4914, 0.4822, 0.4465}, Std: []float64{0.2470, 0.2435, 0.2616}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.InitFromData(images, n); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	predict := func(x []uint8) []float32 {
+		p, err := train.Predict(ctx, m, x, n, 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	mirrorMean := func(x []uint8) []float32 {
+		a, b := predict(x), predict(mirror(x, n))
+		out := make([]float32, len(a))
+		for i := range a {
+			out[i] = (a[i] + b[i]) / 2
+		}
+		return out
+	}
+	plain, upLeft, downRight := mirrorMean(images), mirrorMean(shifted(images, n, -shift)), mirrorMean(shifted(images, n, shift))
+	want := make([]float32, len(plain))
+	for i := range want {
+		want[i] = 0.5*plain[i] + 0.25*upLeft[i] + 0.25*downRight[i]
+	}
+	if maxAbsDiff(upLeft, plain) < 1e-3 || maxAbsDiff(downRight, plain) < 1e-3 {
+		t.Fatal("shifted images predict as the originals: the check is vacuous")
+	}
+	got, err := train.PredictTTA(ctx, m, images, n, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(got, want); d > 1e-6 {
+		t.Errorf("model TTA differs from mirror + translate by %g", d)
+	}
+	dir := filepath.Join(t.TempDir(), "saved_model")
+	if err := SavedModel(m, dir); err != nil {
+		t.Fatal(err)
+	}
+	sm, err := LoadServingSignature(dir, SignatureTTA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	served, err := sm.Predict(images, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(served, want); d > 1e-6 {
+		t.Errorf("serving_tta differs from mirror + translate by %g", d)
+	}
+}
+
+// shifted returns n 32×32×3 images whose pixel (y, x) is the original's
+// (y+d, x+d), reflected at the border without repeating the edge pixel:
+// a 32×32 crop of the reflect-padded image.
+func shifted(images []uint8, n, d int) []uint8 {
+	reflect := func(i int) int {
+		if i < 0 {
+			return -i
+		}
+		if i > 31 {
+			return 62 - i
+		}
+		return i
+	}
+	out := make([]uint8, len(images))
+	for i := range n {
+		for y := range 32 {
+			for x := range 32 {
+				src, dst := ((i*32+reflect(y+d))*32+reflect(x+d))*3, ((i*32+y)*32+x)*3
+				copy(out[dst:dst+3], images[src:src+3])
+			}
+		}
+	}
+	return out
 }

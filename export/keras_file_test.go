@@ -170,6 +170,7 @@ var kerasFileNets = []struct {
 	{"shallow", notebookShallow, "Sequential", enginetest.Optimizer("rmsprop")},
 	{"resnet", enginetest.SmallResNet, "Functional", enginetest.Optimizer("adamw", "use_ema", true)},
 	{"merges", enginetest.MergesNet, "Functional", enginetest.Optimizer("sgd", "momentum", 0.9)},
+	{"whitened", enginetest.WhitenedNet, "Sequential", enginetest.Optimizer("sgd", "momentum", 0.85, "nesterov", true, "weight_decay", 0.005)},
 }
 
 // trainedWith compiles layers with the optimizer opt and fits them for an
@@ -189,6 +190,9 @@ func trainedWith(t *testing.T, layers []config.Layer, opt config.Optimizer, imag
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	if err := m.InitFromData(images, len(labels)); err != nil {
+		t.Fatal(err)
+	}
 	data := &train.Arrays{Set: &pixels.Set{Images: images, Labels: labels, H: 32, W: 32, C: 3}, BatchSize: 32, Shuffle: true, Seed: 3}
 	if _, err := train.Fit(context.Background(), m, data, train.Options{BatchSize: 32, Epochs: 1, Seed: 3}); err != nil {
 		t.Fatal(err)

@@ -99,6 +99,11 @@ func kerasConfigModel(cfgJSON []byte, source string) (config.Model, []int, []map
 			return fail("layer %q (%s): %v", name, l.ClassName, err)
 		}
 		cl := config.Layer{Type: kind.Type, Name: name, Args: args}
+		if t, _ := l.Config["trainable"].(bool); !t {
+			if _, given := l.Config["trainable"]; given {
+				cl.Trainable = &t
+			}
+		}
 		if functional {
 			ins, err := inboundNames(l.InboundNodes)
 			if err != nil {
@@ -212,11 +217,13 @@ func inputShape(v any) ([]int, error) {
 }
 
 // checkCommon checks the base Layer arguments every config has (name,
-// trainable, dtype), which no kind's struct takes: the engine trains every
-// layer in float32.
+// trainable, dtype), which no kind's struct takes: the engine computes
+// every layer in float32 (the dtype policy is the run's, not the layer's).
 func checkCommon(cfg map[string]any) error {
-	if t, ok := cfg["trainable"]; ok && t != true {
-		return fmt.Errorf("trainable is %s: the engine trains every layer (unfreeze it in Keras before saving)", compact(t))
+	if t, ok := cfg["trainable"]; ok {
+		if _, isBool := t.(bool); !isBool {
+			return fmt.Errorf("trainable is %s: want true or false", compact(t))
+		}
 	}
 	switch d := cfg["dtype"].(type) {
 	case nil:
@@ -408,7 +415,8 @@ func layerRefs(raw json.RawMessage) ([]string, error) {
 // engine's layer describes, with the same value. Keys the file omits take
 // Keras's defaults, which the engine's layer starts from. An initializer's
 // seed is not compared: it only draws initial weights, which the file's
-// replace.
+// replace; for the same reason a null initializer (the engine's
+// data-derived ones) matches any.
 func sameKerasConfig(file, ours map[string]any) error {
 	o, err := normalizeJSON(ours)
 	if err != nil {
@@ -427,7 +435,13 @@ func sameKerasConfig(file, ours map[string]any) error {
 		if !ok {
 			return fmt.Errorf("%s is %s: the engine's layer does not take %s", k, compact(file[k]), k)
 		}
-		if !sameJSON(file[k], ov, strings.HasSuffix(k, "_initializer")) {
+		init := strings.HasSuffix(k, "_initializer")
+		if init && file[k] == nil {
+			// No Keras initializer: the weights are data-derived
+			// (patch_whitening), and the file's values replace any draw.
+			continue
+		}
+		if !sameJSON(file[k], ov, init) {
 			return fmt.Errorf("%s is %s: the engine implements only %s", k, compact(file[k]), compact(ov))
 		}
 	}

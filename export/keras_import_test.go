@@ -204,7 +204,7 @@ func TestKerasConfigRefused(t *testing.T) {
 			[]string{`layer "stem"`, "kernel_initializer", "Orthogonal"}},
 		{"regularizer", mutate("proj", set("kernel_regularizer", map[string]any{"module": "keras.regularizers", "class_name": "OrthogonalRegularizer", "config": map[string]any{}})),
 			[]string{`layer "proj"`, "kernel_regularizer", "OrthogonalRegularizer"}},
-		{"frozen", mutate("stem", set("trainable", false)), []string{`layer "stem"`, "trainable is false"}},
+		{"trainable not a bool", mutate("stem", set("trainable", "yes")), []string{`layer "stem"`, `trainable is "yes": want true or false`}},
 		{"float16", mutate("stem", set("dtype", "float16")), []string{`layer "stem"`, "float16"}},
 		{"unknown class", mutate("stem_relu", func(e, c map[string]any) { e["class_name"] = "LayerNormalization" }),
 			[]string{`layer "stem_relu" is a LayerNormalization`, "does not have"}},

@@ -59,7 +59,7 @@ func KerasJSONPolicy(net *graph.Net, policy graph.Precision) ([]byte, error) {
 	}
 	for _, n := range net.Nodes {
 		c := n.Layer.KerasConfig()
-		c["name"], c["trainable"], c["dtype"] = n.Name, true, dtypePolicy(policy)
+		c["name"], c["trainable"], c["dtype"] = n.Name, n.Trainable(), dtypePolicy(policy)
 		entry := jsonObj{"module": "keras.layers", "class_name": n.Kind.Class, "config": c, "registered_name": nil}
 		var buildShape any = batchShape(n.In[0])
 		if len(n.In) > 1 {

@@ -130,18 +130,18 @@ func servingMetaGraph(m *graph.Model) (*corepb.MetaGraphDef, error) {
 			names = append(names, name)
 			vd, err := proto.Marshal(&variablepb.VariableDef{
 				VariableName: h.Op.Name() + ":0", InitialValueName: zero.Op.Name() + ":0", InitializerName: init.Name(),
-				SnapshotName: read.Op.Name() + ":0", IsResource: true, Trainable: p.Trainable,
+				SnapshotName: read.Op.Name() + ":0", IsResource: true, Trainable: p.Learned(),
 			})
 			if err != nil {
 				return nil, err
 			}
 			varDefs = append(varDefs, vd)
-			if p.Trainable {
+			if p.Learned() {
 				trainableDefs = append(trainableDefs, vd)
 			}
 		}
 	}
-	out, tta := net.InferenceTTA(s, images, opts.Preprocess(), vars)
+	out, tta := net.InferenceTTA(s, images, opts.Preprocess(), vars, opts.TTATranslate)
 	probs := op.Identity(s.SubScope(ServingOutput), out)
 	probsTTA := op.Identity(s.SubScope(ServingOutput+"_tta"), tta)
 	// V2 saver ops, as tf.compat.v1.train.Saver lays them out.

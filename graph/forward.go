@@ -77,22 +77,44 @@ func (n *Net) Inference(s *op.Scope, images tf.Output, pre Preprocess, params ma
 	return n.forward(s.SubScope("model"), pre.apply(s, images), params, false, tf.Output{}).out
 }
 
-// InferenceTTA is Inference that also returns the output with flip
-// test-time augmentation: the mean of the model's outputs on the images
-// and on their horizontal mirror images.
-func (n *Net) InferenceTTA(s *op.Scope, images tf.Output, pre Preprocess, params map[*Node][]tf.Output) (out, tta tf.Output) {
+// InferenceTTA is Inference that also returns the output with test-time
+// augmentation (see tta): flips, and translations by translate pixels
+// when it is above 0.
+func (n *Net) InferenceTTA(s *op.Scope, images tf.Output, pre Preprocess, params map[*Node][]tf.Output, translate int) (out, tta tf.Output) {
 	x := pre.apply(s, images)
 	out = n.forward(s.SubScope("model"), x, params, false, tf.Output{}).out
-	return out, n.flipTTA(s, x, out, params)
+	return out, n.tta(s, x, out, params, translate)
 }
 
-// flipTTA averages out, the output on x, with the output on x mirrored
-// left to right (NHWC axis 2).
-func (n *Net) flipTTA(s *op.Scope, x, out tf.Output, params map[*Node][]tf.Output) tf.Output {
+// tta is test-time augmentation of out, the output on x: the mean of the
+// outputs on x and on x mirrored left to right (NHWC axis 2). With
+// translate > 0 it is airbench's mirror + translate (legacy/airbench94.py,
+// infer_mirror_translate): half that mean, plus a quarter each of the same
+// mean on x shifted by translate pixels up-left and down-right (reflect
+// padding).
+func (n *Net) tta(s *op.Scope, x, out tf.Output, params map[*Node][]tf.Output, translate int) tf.Output {
 	ts := s.SubScope("tta")
-	flipped := op.ReverseV2(ts.SubScope("ReverseV2"), x, op.Const(ts.SubScope("axis"), []int32{2}))
-	other := n.forward(ts.SubScope("model"), flipped, params, false, tf.Output{}).out
-	return op.Mul(ts.SubScope("Mul"), op.AddV2(ts.SubScope("AddV2"), out, other), op.Const(ts.SubScope("half"), float32(0.5)))
+	mirror := func(s *op.Scope, x, out tf.Output) tf.Output {
+		if out == (tf.Output{}) {
+			out = n.forward(s.SubScope("model"), x, params, false, tf.Output{}).out
+		}
+		flipped := op.ReverseV2(s.SubScope("ReverseV2"), x, op.Const(s.SubScope("axis"), []int32{2}))
+		other := n.forward(s.SubScope("mirror"), flipped, params, false, tf.Output{}).out
+		return op.Mul(s.SubScope("Mul"), op.AddV2(s.SubScope("AddV2"), out, other), op.Const(s.SubScope("half"), float32(0.5)))
+	}
+	mean := mirror(ts, x, out)
+	if translate <= 0 {
+		return mean
+	}
+	t := int32(translate)
+	h, w := int32(n.Input.Out[0]), int32(n.Input.Out[1])
+	padded := op.MirrorPad(ts.SubScope("MirrorPad"), x, op.Const(ts.SubScope("paddings"), [][]int32{{0, 0}, {t, t}, {t, t}, {0, 0}}), "REFLECT")
+	size := op.Const(ts.SubScope("size"), []int32{-1, h, w, -1})
+	upLeft := op.Slice(ts.SubScope("up_left"), padded, op.Const(ts.SubScope("begin"), []int32{0, 0, 0, 0}), size)
+	downRight := op.Slice(ts.SubScope("down_right"), padded, op.Const(ts.SubScope("begin"), []int32{0, 2 * t, 2 * t, 0}), size)
+	shifted := op.AddV2(ts.SubScope("AddV2"), mirror(ts.SubScope("up_left"), upLeft, tf.Output{}), mirror(ts.SubScope("down_right"), downRight, tf.Output{}))
+	return op.AddV2(ts.SubScope("AddV2"), op.Mul(ts.SubScope("Mul"), mean, op.Const(ts.SubScope("half"), float32(0.5))),
+		op.Mul(ts.SubScope("Mul"), shifted, op.Const(ts.SubScope("quarter"), float32(0.25))))
 }
 
 // explicitBackward reports whether the layers' own Backward covers the
@@ -167,6 +189,9 @@ func (m *Model) backward(s *op.Scope, p *pass, dlogits tf.Output, penalties map[
 			}
 			g := dw[k]
 			k++
+			if v.param.Frozen {
+				continue
+			}
 			if pg, ok := penalties[v]; ok {
 				g = op.AddV2(ns.SubScope("AddV2"), g, pg)
 			}

@@ -6,6 +6,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	tf "github.com/wamuir/graft/tensorflow"
+	"github.com/wamuir/graft/tensorflow/op"
 )
 
 // initializer fills a new variable. Values are drawn in Go from the run's
@@ -17,6 +20,11 @@ type initializer struct {
 	// class is the Keras class name, for the architecture JSON.
 	class string
 	fill  func(rng *rand.Rand, data []float32, fanIn, fanOut int)
+	// fromData, when set, computes the value from the layer's input on
+	// training images (see whitening.go); fill holds until then.
+	fromData func(s *op.Scope, x tf.Output, shape []int) tf.Output
+	// checkShape refuses shapes the initializer cannot fill.
+	checkShape func(shape []int) error
 }
 
 var initializers = map[string]initializer{
@@ -56,6 +64,9 @@ func checkInitializer(key, name string) error {
 
 // kerasInitializer is an initializer's Keras serialization.
 func kerasInitializer(name string) map[string]any {
+	if initializers[name].class == "" {
+		return nil // no Keras class: the file's weights are the values
+	}
 	cfg := map[string]any{}
 	switch name {
 	case "zeros", "ones":
@@ -109,7 +120,7 @@ func fans(shape []int) (in, out int) {
 // is class (GlorotUniform → glorot_uniform), for reading Keras configs.
 func InitializerByClass(class string) (string, bool) {
 	for name, in := range initializers {
-		if in.class == class {
+		if in.class != "" && in.class == class {
 			return name, true
 		}
 	}

@@ -68,10 +68,18 @@ type Param struct {
 	Init string
 	// Trainable params get gradients and optimiser updates; the others are
 	// state the layer updates itself (BatchNormalization's moving stats).
+	// It says what the kind declares; Frozen overrides it per layer.
 	Trainable bool
+	// Frozen is set on a trainable param of a layer configured with
+	// trainable: false: it keeps its value and gets no gradient.
+	Frozen bool
 	// Regularizer adds a penalty on the param to the loss (nil: none).
 	Regularizer *Regularizer
 }
+
+// Learned reports whether the optimizer trains the param: declared
+// trainable by its kind and not frozen by its layer.
+func (p *Param) Learned() bool { return p.Trainable && !p.Frozen }
 
 // Kind is a registered layer kind.
 type Kind struct {

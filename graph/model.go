@@ -52,6 +52,10 @@ type Options struct {
 	// Conv2D/MatMul+BiasAdd+Relu in the forward pass. Models the explicit
 	// pass does not cover (no final softmax) always use AddGradients.
 	AutoGradients bool
+	// TTATranslate adds translations by that many pixels to the test-time
+	// augmentation (PredictBatchTTA and the SavedModel's TTA signature);
+	// 0 is flips alone.
+	TTATranslate int
 	// Precision is the Keras dtype policy: float32 (the zero value too) or
 	// mixed_bfloat16 (see precision.go).
 	Precision Precision
@@ -124,6 +128,8 @@ type Model struct {
 	evalProbsTTA tf.Output
 
 	ckpt checkpointOps
+	// dataInits are the variables initialized from training images.
+	dataInits []dataInit
 }
 
 // Compile builds the model graph (forward paths, loss, gradients and the
@@ -283,12 +289,12 @@ func (m *Model) build(root *op.Scope) error {
 		for i := range n.Params {
 			p := &n.Params[i]
 			newVar := m.newVariable
-			if p.Trainable && refs != nil && refs.refVariable(p.Shape) {
+			if p.Learned() && refs != nil && refs.refVariable(p.Shape) {
 				newVar = m.newRefVariable
 			}
 			v := newVar(root, n.Name+"/"+p.Name, p.Shape, tf.Float)
 			v.param = p
-			if p.Trainable {
+			if p.Learned() {
 				m.Weights = append(m.Weights, v)
 			} else {
 				m.NonTrainable = append(m.NonTrainable, v)
@@ -303,7 +309,8 @@ func (m *Model) build(root *op.Scope) error {
 	train := net.forward(root.SubScope("train"), x, trainVals, true, m.dropSeed)
 	eval := net.forward(root.SubScope("eval"), x, evalVals, false, tf.Output{})
 	m.logits, m.evalLogits, m.evalProbs = train.logits, eval.logits, eval.out
-	m.evalProbsTTA = net.flipTTA(root.SubScope("eval"), x, eval.out, evalVals)
+	m.evalProbsTTA = net.tta(root.SubScope("eval"), x, eval.out, evalVals, o.TTATranslate)
+	m.buildDataInits(root.SubScope("data_init"), eval)
 
 	onehot := op.OneHot(root.SubScope("OneHot"), m.labels, op.Const(root.SubScope("Const"), int32(o.Classes)), op.Const(root.SubScope("Const"), float32(1)), op.Const(root.SubScope("Const"), float32(0)))
 	targets := onehot

@@ -61,12 +61,39 @@ func (n *Node) Activation() string {
 	return ""
 }
 
+// Trainable reports whether the layer trains (Keras's layer.trainable):
+// false when its config froze it.
+func (n *Node) Trainable() bool {
+	for _, p := range n.Params {
+		if p.Frozen {
+			return false
+		}
+	}
+	return true
+}
+
+// freeze makes the layer's weights constants of training, as Keras's
+// trainable = False does. A layer with state of its own (BatchNormalization)
+// is refused: Keras then also runs it in inference mode, which this engine
+// does not.
+func (n *Node) freeze() error {
+	for _, p := range n.Params {
+		if !p.Trainable {
+			return fmt.Errorf("false is not supported for %s (Keras would also switch it to inference mode); remove the key", n.Kind.Class)
+		}
+	}
+	for i := range n.Params {
+		n.Params[i].Frozen = true
+	}
+	return nil
+}
+
 // ParamCount counts the node's weights, and how many are trainable.
 func (n *Node) ParamCount() (total, trainable int) {
 	for _, p := range n.Params {
 		k := Shape(p.Shape).Size()
 		total += k
-		if p.Trainable {
+		if p.Learned() {
 			trainable += k
 		}
 	}
@@ -169,6 +196,18 @@ func NewNet(m config.Model, input []int) (*Net, error) {
 		var err error
 		if n.Out, n.Params, err = n.Layer.Build(n.In); err != nil {
 			return nil, fail("%v", err)
+		}
+		for _, p := range n.Params {
+			if check := initializers[p.Init].checkShape; check != nil {
+				if err := check(p.Shape); err != nil {
+					return nil, fail("%s: %v", p.Name+"_initializer", err)
+				}
+			}
+		}
+		if cl.Trainable != nil && !*cl.Trainable {
+			if err := n.freeze(); err != nil {
+				return nil, fail("trainable: %v", err)
+			}
 		}
 		byName[n.Name] = n
 		net.Nodes = append(net.Nodes, n)

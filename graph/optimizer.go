@@ -46,10 +46,16 @@ type Optimizer interface {
 //     (1−m)·var with m = ema_momentum except on the first step (m = 0);
 //     when training ends the weights are replaced by their averages
 //     (finalize_variable_values), so evaluation and export use them.
+//   - ema_overwrite_frequency: with use_ema, every that many steps the
+//     weights themselves are set to their averages, after the step whose
+//     iterations+1 it divides (base_optimizer.py, apply). Training then
+//     continues from the average: the Lookahead-style pull that airbench
+//     applies every 5 steps.
 type Base struct {
-	WeightDecay float64 `mapstructure:"weight_decay"`
-	UseEMA      bool    `mapstructure:"use_ema"`
-	EMAMomentum float64 `mapstructure:"ema_momentum"`
+	WeightDecay           float64 `mapstructure:"weight_decay"`
+	UseEMA                bool    `mapstructure:"use_ema"`
+	EMAMomentum           float64 `mapstructure:"ema_momentum"`
+	EMAOverwriteFrequency int     `mapstructure:"ema_overwrite_frequency"`
 
 	schedule     schedule.Schedule
 	scheduleArgs map[string]any // the config's schedule mapping, if any
@@ -63,6 +69,12 @@ func (b *Base) base() *Base { return b }
 func (b *Base) validateBase() error {
 	if err := finiteIn("weight_decay", b.WeightDecay, 0, math.Inf(1), false, true); err != nil {
 		return err
+	}
+	if b.EMAOverwriteFrequency < 0 {
+		return fmt.Errorf("ema_overwrite_frequency: %d must be >= 1 (or leave it out)", b.EMAOverwriteFrequency)
+	}
+	if b.EMAOverwriteFrequency > 0 && !b.UseEMA {
+		return fmt.Errorf("ema_overwrite_frequency: %d has no effect without use_ema: true (add it, or remove the key)", b.EMAOverwriteFrequency)
 	}
 	return finiteIn("ema_momentum", b.EMAMomentum, 0, 1, false, false)
 }
@@ -78,6 +90,9 @@ func (b *Base) kerasBase(c map[string]any) map[string]any {
 	}
 	if b.UseEMA {
 		c["use_ema"], c["ema_momentum"] = true, b.EMAMomentum
+		if b.EMAOverwriteFrequency > 0 {
+			c["ema_overwrite_frequency"] = b.EMAOverwriteFrequency
+		}
 	}
 	return c
 }
@@ -304,7 +319,7 @@ func (m *Model) buildOptimizer(s *op.Scope) error {
 		}
 		apply := m.opt.Update(&wu, w, g)
 		if b.UseEMA {
-			apply = m.updateAverage(&wu, w, apply, b.EMAMomentum)
+			apply = m.updateAverage(&wu, w, apply, b.EMAMomentum, b.EMAOverwriteFrequency)
 		}
 		applies = append(applies, apply)
 	}
@@ -339,8 +354,9 @@ func OptimizerClass(o Optimizer) string {
 
 // updateAverage adds the moving average of weight w after its update:
 // average = m·average + (1−m)·w, m = ema_momentum once iterations > 0
-// (read before this step's increment), else 0.
-func (m *Model) updateAverage(u *Updater, w *Variable, after *tf.Operation, momentum float64) *tf.Operation {
+// (read before this step's increment), else 0; with an overwrite frequency
+// f, then w = average when (iterations+1) % f == 0.
+func (m *Model) updateAverage(u *Updater, w *Variable, after *tf.Operation, momentum float64, overwrite int) *tf.Operation {
 	s := u.scope.SubScope("ema").WithControlDependencies(after)
 	avg := u.Slot(w, "average")
 	m.averages = append(m.averages, [2]*Variable{w, avg})
@@ -350,7 +366,14 @@ func (m *Model) updateAverage(u *Updater, w *Variable, after *tf.Operation, mome
 	cur := op.ReadVariableOp(s.SubScope("ReadVariableOp"), w.handle, tf.Float)
 	val := op.AddV2(s.SubScope("AddV2"), op.Mul(s.SubScope("Mul"), mom, old),
 		op.Mul(s.SubScope("Mul"), op.Sub(s.SubScope("Sub"), u.F(1), mom), cur))
-	return op.AssignVariableOp(s.SubScope("AssignVariableOp"), avg.handle, val)
+	assign := op.AssignVariableOp(s.SubScope("AssignVariableOp"), avg.handle, val)
+	if overwrite == 0 {
+		return assign
+	}
+	next := op.AddV2(s.SubScope("next"), m.iteration.read, op.Const(s.SubScope("one"), int64(1)))
+	due := op.Equal(s.SubScope("due"), op.FloorMod(s.SubScope("FloorMod"), next, op.Const(s.SubScope("every"), int64(overwrite))), op.Const(s.SubScope("zero"), int64(0)))
+	os := s.SubScope("overwrite").WithControlDependencies(assign)
+	return op.AssignVariableOp(os.SubScope("AssignVariableOp"), w.handle, op.Select(os.SubScope("Select"), due, val, cur))
 }
 
 // UseAverages replaces every trainable weight by its moving average, as

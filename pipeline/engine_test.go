@@ -59,6 +59,14 @@ func TestModelConfigErrors(t *testing.T) {
 		{"infinite learning rate", "train:\n  optimizer: {name: rmsprop, learning_rate: .inf}\n", []string{":2:", "train.optimizer.learning_rate", "+Inf is not a finite number"}, nil},
 		{"non-finite epsilon", "train:\n  optimizer: {name: rmsprop, epsilon: .nan}\n", []string{":2:", "train.optimizer.epsilon", "NaN"}, nil},
 		{"non-finite dropout rate", head + "    - {type: dropout, rate: .nan}\n", []string{":4:", "model.layers[0].rate", "NaN"}, nil},
+		{"trainable not a bool", head + "    - {type: conv2d, filters: 4, kernel_size: 3, trainable: maybe}\n", []string{":4:", "trainable"}, nil},
+		{"frozen batch norm", head + "    - {type: batch_normalization, trainable: false}\n", []string{":4:", "trainable: false is not supported for BatchNormalization"}, nil},
+		{"whitening filters", head + "    - {type: conv2d, filters: 12, kernel_size: 2, kernel_initializer: patch_whitening}\n",
+			[]string{":4:", "kernel_initializer: patch_whitening needs filters = 2 × kernel height × kernel width × input channels = 24, not 12"}, nil},
+		{"rescaling without scale", head + "    - {type: rescaling}\n", []string{":4:", "scale: missing"}, nil},
+		{"rescaling scale not a number", head + "    - {type: rescaling, scale: ninth}\n", []string{":4:", "model.layers[0].scale"}, nil},
+		{"ema overwrite without ema", "train:\n  optimizer: {name: sgd, ema_overwrite_frequency: 5}\n", []string{":2:", "ema_overwrite_frequency: 5 has no effect without use_ema: true"}, nil},
+		{"ema overwrite negative", "train:\n  optimizer: {name: sgd, use_ema: true, ema_overwrite_frequency: -5}\n", []string{":2:", "ema_overwrite_frequency: -5 must be >= 1"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -136,6 +136,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		{"build the model", r.buildModel},
 		{"restore", r.restore},
 		{"load data", r.loadData},
+		{"initialize from data", r.initFromData},
 		{"write the config", r.writeConfig},
 		{"preview", r.preview},
 		{"train", r.train},
@@ -264,7 +265,7 @@ func (r *jobRun) buildModel(context.Context) error {
 	r.res.Params, _, _ = sp.net.ParamCount()
 	r.model, err = graph.Compile(sp.net, graph.Options{
 		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Mean: cfg.Data.Mean, Std: cfg.Data.Std, Classes: cfg.Data.Classes,
-		Optimizer: sp.opt, LabelSmoothing: cfg.Train.LabelSmoothing,
+		Optimizer: sp.opt, LabelSmoothing: cfg.Train.LabelSmoothing, TTATranslate: cfg.Evaluate.TTATranslate,
 		IntraOpThreads: cfg.Runtime.IntraOpThreads, InterOpThreads: cfg.Runtime.InterOpThreads, XLA: cfg.Runtime.XLA,
 		Precision: graph.Precision(cfg.Runtime.Precision),
 		Session:   r.placement.ConfigureSession,
@@ -354,6 +355,22 @@ func (r *jobRun) loadData(ctx context.Context) error {
 	}
 	r.res.TrainN, r.res.ValN = r.fit.Len(), lenOf(r.val)
 	fmt.Fprintf(r.Log, "data: %s (%s): %d train, %d validation, %d test\n", set.Source, set.Dir, r.fit.Len(), lenOf(r.val), set.Test.Len())
+	return nil
+}
+
+// initFromData computes the weights whose initializer reads the training
+// images (patch_whitening) on a fresh run, from the first images of the
+// training set before augmentation. A resumed run and --init-from already
+// hold them.
+func (r *jobRun) initFromData(context.Context) error {
+	if r.latest != "" || r.InitWeights != nil || !r.model.NeedsData() {
+		return nil
+	}
+	n := min(r.fit.Len(), graph.WhiteningImages)
+	if err := r.model.InitFromData(r.fit.Images[:n*r.fit.ImageSize()], n); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.Log, "initialized from data: %d training images\n", n)
 	return nil
 }
 
@@ -613,7 +630,11 @@ func (r *jobRun) evaluate(ctx context.Context) error {
 		}
 		acc := accuracy(probs, r.set.Test.Labels)
 		res.TestAccTTA = &acc
-		fmt.Fprintf(r.Out, "Test Accuracy (flip TTA): %.4f\n", acc)
+		what := "flip TTA"
+		if t := r.cfg.Evaluate.TTATranslate; t > 0 {
+			what = fmt.Sprintf("flip + %d-pixel translate TTA", t)
+		}
+		fmt.Fprintf(r.Out, "Test Accuracy (%s): %.4f\n", what, acc)
 	}
 	return nil
 }

@@ -175,7 +175,7 @@ func SmallResNet() []config.Layer {
 
 // MergesNet joins branches with the merge and padding kinds:
 // ZeroPadding2D, Concatenate (channels and features), GlobalMaxPooling2D,
-// GlobalAveragePooling2D.
+// GlobalAveragePooling2D; and Rescaling on the logits.
 //
 // SmallResNet and MergesNet are the nets that hold every layer kind to
 // Keras (internal/kerasparity) and through Keras's own files (export): a
@@ -194,6 +194,30 @@ func MergesNet() []config.Layer {
 		Layer("global_max_pooling2d", "name", "gmp"),
 		Layer("global_average_pooling2d", "inputs", []string{"pooled"}, "name", "gap"),
 		Layer("concatenate", "inputs", []string{"gmp", "gap"}, "axis", 1),
-		Layer("dense", "units", 10, "activation", "softmax"),
+		Layer("dense", "units", 10, "use_bias", false),
+		Layer("rescaling", "scale", 1.0/9, "offset", 0.25),
+		Layer("activation", "activation", "softmax"),
+	}
+}
+
+// WhitenedNet is airbench's shape in miniature: a frozen patch-whitening
+// first layer (its kernel computed from data: Model.InitFromData), GELU,
+// a BatchNormalization without scale at airbench's momentum, global
+// max-pooling, and the logits rescaled before the softmax.
+func WhitenedNet() []config.Layer {
+	frozen := false
+	whiten := Layer("conv2d", "filters", 24, "kernel_size", 2, "kernel_initializer", "patch_whitening", "name", "whiten")
+	whiten.Trainable = &frozen
+	return []config.Layer{
+		whiten,
+		Layer("activation", "activation", "gelu"),
+		Layer("conv2d", "filters", 8, "kernel_size", 3, "padding", "same", "use_bias", false),
+		Layer("max_pooling2d", "pool_size", 2),
+		Layer("batch_normalization", "momentum", 0.6, "scale", false),
+		Layer("activation", "activation", "gelu"),
+		Layer("global_max_pooling2d"),
+		Layer("dense", "units", 10, "use_bias", false),
+		Layer("rescaling", "scale", 1.0/9),
+		Layer("activation", "activation", "softmax"),
 	}
 }
