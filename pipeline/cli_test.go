@@ -17,6 +17,11 @@ func TestSummaryParamCounts(t *testing.T) {
 		{"configs/deep.yaml", "Total params: 202,282"},
 		{"configs/deep-intended.yaml", "Total params: 1,676,842"},
 		{"configs/deep-augmented.yaml", "Total params: 202,282"},
+		{"configs/resnet20.yaml", "Total params: 274,442"},
+		// airbench94's net: the frozen whitening kernel (288) and the
+		// BatchNormalization moving statistics (2,304) are non-trainable.
+		{"configs/fast94.yaml", " Non-trainable params: 2,592 (10.12 KB)"},
+		{"configs/quick.yaml", "Total params:"},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			code, out, errs := runCLI(context.Background(), "summary", "-c", filepath.Join(root, tc.file))
