@@ -66,4 +66,3 @@ func Start(s *Spec, job string, task int) (*Server, error) {
 
 // Target is the server's session target, grpc://host:port.
 func (s *Server) Target() string { return s.target }
-

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strings"
+	"time"
 
 	tf "github.com/wamuir/graft/tensorflow"
 	configpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
@@ -60,6 +61,10 @@ type Options struct {
 	// Target is the session target: empty for this process, or
 	// grpc://host:port, a cluster's master (its worker task 0).
 	Target string
+	// OperationTimeout, when set, fails any session run that takes longer
+	// (DEADLINE_EXCEEDED). A cluster run needs it: when a worker dies,
+	// TensorFlow keeps retrying its gRPC channel and the step never ends.
+	OperationTimeout time.Duration
 	// Precision is the Keras dtype policy: float32 (the zero value too) or
 	// mixed_bfloat16 (see precision.go).
 	Precision Precision
@@ -229,6 +234,7 @@ func sessionOptions(o Options) (*tf.SessionOptions, error) {
 		// cannot be stopped), and are freed with it.
 		cp.IsolateSessionState = true
 	}
+	cp.OperationTimeoutInMs = o.OperationTimeout.Milliseconds()
 	if o.Session != nil {
 		o.Session(cp)
 	}

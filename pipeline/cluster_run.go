@@ -1,0 +1,79 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cifar-pipeline/cifar-pipeline/cluster"
+)
+
+// probeTimeout bounds how long the chief waits for a worker's TCP port,
+// before a run and after a failed step.
+const probeTimeout = 5 * time.Second
+
+// checkCluster refuses a data-parallel run whose workers do not all
+// answer, or whose batch cannot give every worker a row, before the
+// output dir is touched.
+func (r *jobRun) checkCluster(ctx context.Context) error {
+	if r.Cluster == nil {
+		return nil
+	}
+	if b, n := r.cfg.Train.BatchSize, len(r.Cluster.Workers()); b < n {
+		return fmt.Errorf("config %s: train.batch_size: %d is smaller than the %d workers of %s: each worker takes an even share of the batch", r.ConfigPath, b, n, r.Cluster.Path)
+	}
+	return r.Cluster.Unreachable(ctx, cluster.WorkerJob, probeTimeout)
+}
+
+// clusterTarget is the session target: worker task 0's server, or "" for
+// a single-process run.
+func (r *jobRun) clusterTarget() string {
+	if r.Cluster == nil {
+		return ""
+	}
+	return "grpc://" + r.Cluster.Workers()[0]
+}
+
+// stepTimeout bounds one session run of a cluster run (a training step,
+// an evaluation batch, a checkpoint): a killed worker otherwise hangs the
+// step, as TensorFlow retries its channel for ever. It is far above a
+// step of the largest config here (resnet20 at batch 128: about a
+// second on 2 cores) and short enough to report a dead worker promptly.
+const stepTimeout = 15 * time.Second
+
+func (r *jobRun) operationTimeout() time.Duration {
+	if r.Cluster == nil {
+		return 0
+	}
+	return stepTimeout
+}
+
+// towers are the devices of the data-parallel towers, one per worker task.
+func (r *jobRun) towers() []string {
+	if r.Cluster == nil {
+		return nil
+	}
+	var ds []string
+	for i := range r.Cluster.Workers() {
+		ds = append(ds, cluster.Device(cluster.WorkerJob, i))
+	}
+	return ds
+}
+
+// clusterFault turns a failed step of a data-parallel run into one line
+// naming the worker that went away (TensorFlow's gRPC error names
+// neither the task nor the address), with the checkpoint to resume from.
+func (r *jobRun) clusterFault(ctx context.Context, err error) error {
+	if r.Cluster == nil || ctx.Err() != nil {
+		return err
+	}
+	gone := r.Cluster.Unreachable(ctx, cluster.WorkerJob, probeTimeout)
+	if gone == nil {
+		return err
+	}
+	last, lerr := r.ckpts.Latest()
+	if lerr != nil || last == "" {
+		return fmt.Errorf("training stopped: %v; no checkpoint was written yet: start the run again", gone)
+	}
+	return fmt.Errorf("training stopped: %v, then continue with --resume (last checkpoint %s)", gone, last)
+}
