@@ -53,7 +53,7 @@ func Start(s *Spec, job string, task int) (*Server, error) {
 	defer C.free(buf)
 	srv := C.TF_NewServer(buf, C.size_t(len(b)), status)
 	if C.TF_GetCode(status) != C.TF_OK {
-		return nil, fmt.Errorf("%s: %s task %d at %s: %s", s.Path, job, task, addr, oneLine(C.GoString(C.TF_Message(status))))
+		return nil, fmt.Errorf("%s: %s task %d at %s: %s: is the port taken, or the host not this machine?", s.Path, job, task, addr, oneLine(C.GoString(C.TF_Message(status))))
 	}
 	C.TF_ServerStart(srv, status)
 	if C.TF_GetCode(status) != C.TF_OK {

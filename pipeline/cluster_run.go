@@ -22,7 +22,13 @@ func (r *jobRun) checkCluster(ctx context.Context) error {
 	if b, n := r.cfg.Train.BatchSize, len(r.Cluster.Workers()); b < n {
 		return fmt.Errorf("config %s: train.batch_size: %d is smaller than the %d workers of %s: each worker takes an even share of the batch", r.ConfigPath, b, n, r.Cluster.Path)
 	}
-	return r.Cluster.Unreachable(ctx, cluster.WorkerJob, probeTimeout)
+	if err := r.Cluster.Unreachable(ctx, cluster.WorkerJob, probeTimeout); err != nil {
+		return err
+	}
+	n := len(r.Cluster.Workers())
+	fmt.Fprintf(r.Log, "cluster: %d workers (%s), each a tower on %d or %d images of every batch of %d; variables on %s\n",
+		n, r.Cluster.Path, r.cfg.Train.BatchSize/n, (r.cfg.Train.BatchSize+n-1)/n, r.cfg.Train.BatchSize, cluster.Device(cluster.WorkerJob, 0))
+	return nil
 }
 
 // clusterTarget is the session target: worker task 0's server, or "" for
@@ -34,18 +40,22 @@ func (r *jobRun) clusterTarget() string {
 	return "grpc://" + r.Cluster.Workers()[0]
 }
 
-// stepTimeout bounds one session run of a cluster run (a training step,
-// an evaluation batch, a checkpoint): a killed worker otherwise hangs the
-// step, as TensorFlow retries its channel for ever. It is far above a
-// step of the largest config here (resnet20 at batch 128: about a
-// second on 2 cores) and short enough to report a dead worker promptly.
-const stepTimeout = 15 * time.Second
+// DefaultClusterTimeout bounds one session run of a cluster run (a
+// training step, an evaluation batch, a checkpoint) unless --cluster-timeout
+// says otherwise: a killed worker otherwise hangs the step, as TensorFlow
+// retries its channel for ever. It is far above a step of the largest
+// config here (resnet20 at batch 128 on two loopback workers: BENCHMARKS.md,
+// Scale) and short enough to report a dead worker promptly.
+const DefaultClusterTimeout = 15 * time.Second
 
 func (r *jobRun) operationTimeout() time.Duration {
 	if r.Cluster == nil {
 		return 0
 	}
-	return stepTimeout
+	if r.ClusterTimeout > 0 {
+		return r.ClusterTimeout
+	}
+	return DefaultClusterTimeout
 }
 
 // towers are the devices of the data-parallel towers, one per worker task.

@@ -48,6 +48,9 @@ type Job struct {
 	// cluster's workers: one tower per worker task, the variables on task
 	// 0; this process feeds the data and writes every artifact.
 	Cluster *cluster.Spec
+	// ClusterTimeout bounds each session run of a cluster run, so a dead
+	// worker is reported (0: DefaultClusterTimeout).
+	ClusterTimeout time.Duration
 
 	// afterStep, when set (tests), runs after every training step.
 	afterStep func(m *graph.Model, epoch, step int)
