@@ -3,7 +3,10 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
+
+	"github.com/cifar-pipeline/cifar-pipeline/graph"
 
 	"github.com/cifar-pipeline/cifar-pipeline/cluster"
 )
@@ -86,4 +89,20 @@ func (r *jobRun) clusterFault(ctx context.Context, err error) error {
 		return fmt.Errorf("training stopped: %v; no checkpoint was written yet: start the run again", gone)
 	}
 	return fmt.Errorf("training stopped: %v, then continue with --resume (last checkpoint %s)", gone, last)
+}
+
+// checkCheckpointsLocal proves, before training, that the checkpoints of a
+// cluster run land in this process's output.dir: TensorFlow's SaveV2 runs
+// on worker task 0, which writes the path on its own machine.
+func (r *jobRun) checkCheckpointsLocal() error {
+	if r.Cluster == nil {
+		return nil
+	}
+	prefix := filepath.Join(r.dir.Root, ".cluster-checkpoint-probe")
+	defer graph.RemoveCheckpoint(prefix)
+	if err := r.model.Save(prefix); err != nil {
+		return fmt.Errorf("%s: worker task 0 at %s writes the checkpoints, and could not write them in %s on this machine (%v): run `pipeline run --cluster` on worker 0's machine, or put output.dir on a filesystem both share",
+			r.Cluster.Path, r.Cluster.Workers()[0], r.dir.Display(), err)
+	}
+	return nil
 }

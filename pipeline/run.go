@@ -284,6 +284,9 @@ func (r *jobRun) buildModel(context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := r.checkCheckpointsLocal(); err != nil {
+		return err
+	}
 	if r.InitWeights != nil && r.latest == "" {
 		if err := r.model.SetWeights(r.InitWeights); err != nil {
 			return fmt.Errorf("--init-from: %w", err)
