@@ -139,20 +139,30 @@ func TestClusterRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := checkpointWeights(t, cfg, filepath.Join(single, "checkpoints", "ckpt-20"))
-	got := checkpointWeights(t, cfg, filepath.Join(dist, "checkpoints", "ckpt-20"))
-	for name, a := range want {
-		// The towers sum the same per-example gradient terms in another
-		// grouping; graph's TestTowersSameMath measures what such float32
-		// reordering does to 20 RMSprop steps (a few 1e-4, as reversing
-		// the batch order does) and checks the dropout masks exactly. A
-		// wrong mask, split or scale moves the weights by ≥ 1e-2.
-		if d := enginetest.RelDiff(a.Data, got[name].Data); d > 2e-3 {
-			t.Errorf("%s: relative difference %.3g after 20 steps", name, d)
-		} else {
-			t.Logf("%s: relative difference %.3g", name, d)
+	same := func(step int) {
+		t.Helper()
+		ckpt := filepath.Join("checkpoints", fmt.Sprintf("ckpt-%d", step))
+		want := checkpointWeights(t, cfg, filepath.Join(single, ckpt))
+		got := checkpointWeights(t, cfg, filepath.Join(dist, ckpt))
+		for name, a := range want {
+			// The towers sum the same per-example gradient terms in another
+			// grouping; graph's TestTowersSameMath measures what such float32
+			// reordering does to 20 RMSprop steps (a few 1e-4, as reversing
+			// the batch order does) and checks the dropout masks exactly. A
+			// wrong mask, split or scale moves the weights by ≥ 1e-2.
+			if d := enginetest.RelDiff(a.Data, got[name].Data); d > 2e-3 {
+				t.Errorf("%s: relative difference %.3g after %d steps", name, d, step)
+			} else {
+				t.Logf("%s: relative difference %.3g after %d steps", name, d, step)
+			}
 		}
 	}
+	same(20)
+	// --resume continues on another topology: the single run's second
+	// epoch on the cluster, the cluster run's in one process.
+	run(single, "--resume", "--set", "train.epochs=2", "--cluster", clusterPath)
+	run(dist, "--resume", "--set", "train.epochs=2")
+	same(40)
 }
 
 // TestClusterWorkerKilled: a worker killed mid-run stops the chief with
