@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
@@ -74,21 +76,50 @@ func (r *jobRun) towers() []string {
 }
 
 // clusterFault turns a failed step of a data-parallel run into one line
-// naming the worker that went away (TensorFlow's gRPC error names
-// neither the task nor the address), with the checkpoint to resume from.
+// naming the worker that went away (TensorFlow's gRPC error names the
+// task at best, never the address), with the checkpoint to resume from.
+// A killed worker may still hold its port for a moment after its peers see
+// it fail, so the probe is repeated for a few seconds.
 func (r *jobRun) clusterFault(ctx context.Context, err error) error {
 	if r.Cluster == nil || ctx.Err() != nil {
 		return err
 	}
-	gone := r.Cluster.Unreachable(ctx, cluster.WorkerJob, probeTimeout)
-	if gone == nil {
-		return err
+	resume := "no checkpoint was written yet: start the run again"
+	if last, lerr := r.ckpts.Latest(); lerr == nil && last != "" {
+		resume = "then continue with --resume (last checkpoint " + last + ")"
 	}
-	last, lerr := r.ckpts.Latest()
-	if lerr != nil || last == "" {
-		return fmt.Errorf("training stopped: %v; no checkpoint was written yet: start the run again", gone)
+	deadline := time.Now().Add(probeTimeout)
+	for {
+		if gone := r.Cluster.Unreachable(ctx, cluster.WorkerJob, time.Second); gone != nil {
+			return fmt.Errorf("training stopped: %v, %s", gone, resume)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
-	return fmt.Errorf("training stopped: %v, then continue with --resume (last checkpoint %s)", gone, last)
+	where := "the cluster"
+	if m := taskRE.FindStringSubmatch(err.Error()); m != nil {
+		if addr, aerr := r.Cluster.Address(m[1], atoi(m[2])); aerr == nil {
+			where = fmt.Sprintf("%s task %s at %s", m[1], m[2], addr)
+		}
+	}
+	return fmt.Errorf("training stopped: a step failed on %s (%s); every worker answers now: check its log, %s", where, graph.FirstLine(err), resume)
+}
+
+// taskRE finds the task TensorFlow names in a remote error ("From
+// /job:worker/replica:0/task:1: ...").
+var taskRE = regexp.MustCompile(`/job:([a-z][a-z0-9_]*)/replica:\d+/task:(\d+)`)
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return n
 }
 
 // checkCheckpointsLocal proves, before training, that the checkpoints of a
