@@ -376,7 +376,7 @@ func (m *Model) build(root *op.Scope) error {
 	// The layers' state updates (moving statistics) run with the step.
 	us := root.SubScope("state_update")
 	for _, n := range net.Nodes {
-		updates := map[int]tf.Output{}
+		var updates map[int]tf.Output
 		if towers != nil {
 			updates = towers.updates[n]
 		} else {

@@ -37,10 +37,13 @@ type towerStep struct {
 // backprop times the same 1/B, so each weight's gradient is a sum over the
 // same per-example terms, grouped by tower and then added.
 //
-// BatchNormalization normalises each tower by its own batch statistics
-// (as Keras's MirroredStrategy without SyncBatchNormalization does), so a
-// net with it differs from a single process by design; its moving
-// statistics are updated with the mean of the towers' batch statistics.
+// BatchNormalization normalises each tower by its own batch statistics,
+// as Keras's layer does under tf.distribute with its default
+// synchronized=False (keras/src/layers/normalization/batch_normalization.py:
+// "If `False`, each replica uses its own local batch statistics"), so a
+// net with it differs from
+// a single process by design; its moving statistics are updated with the
+// mean of the towers' updated values.
 func (m *Model) buildTowers(s *op.Scope, vals map[*Node][]tf.Output) (*towerStep, error) {
 	net, o := m.Net, m.opts
 	if !m.explicitBackward() {

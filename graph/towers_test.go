@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"errors"
 	"net"
 	"testing"
 
@@ -133,4 +134,17 @@ func reversed(images, labels []uint8) ([]uint8, []uint8) {
 		lb[i] = labels[n-1-i]
 	}
 	return im, lb
+}
+
+func TestFirstLineJoinsRemoteError(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"a\nb\nc", "a"},
+		{"one line", "one line"},
+		{"train step: From /job:worker/replica:0/task:1:\nUnavailable: connection reset\n\tstack", "train step: From /job:worker/replica:0/task:1: Unavailable: connection reset"},
+		{"ends with colon:", "ends with colon:"},
+	} {
+		if got := FirstLine(errors.New(tc.in)); got != tc.want {
+			t.Errorf("FirstLine(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,7 +61,12 @@ func startServer(t *testing.T, clusterPath string, task int) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, fmt.Sprintf("serving /job:worker/task:%d at ", task)) {
 		t.Fatalf("server task %d: %q %v\n%s", task, line, err, errb.String())
@@ -176,7 +182,7 @@ func TestClusterWorkerKilled(t *testing.T) {
 	bin := pipelineBinary(t)
 	addrs := freeAddrs(t, 2)
 	clusterPath := writeCluster(t, addrs)
-	startServer(t, clusterPath, 0)
+	worker0 := startServer(t, clusterPath, 0)
 
 	dir := filepath.Join(t.TempDir(), "out")
 	args := []string{"run", "-c", quickConfig(t), "--cluster", clusterPath, "--set", "output.dir=" + dir, "--set", "train.verbose=none"}
@@ -245,6 +251,21 @@ func TestClusterWorkerKilled(t *testing.T) {
 	}
 	if rs := readRunJSON(t, dir); rs.Status != StatusCompleted || len(rs.Epochs) != epochs {
 		t.Errorf("run.json after resume: status %q, %d epochs, want %d", rs.Status, len(rs.Epochs), epochs)
+	}
+
+	// SIGTERM ends a server at once (it cannot be stopped cleanly), exit 0.
+	exited := make(chan error, 1)
+	go func() { exited <- worker0.Wait() }()
+	if err := worker0.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("server after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second): // a bound on a hang, not a timing
+		t.Error("SIGTERM did not end the server")
 	}
 }
 
