@@ -75,13 +75,24 @@ func RemoveCheckpoint(prefix string) {
 	}
 }
 
-// FirstLine is the first line of an error's text (TensorFlow's errors carry stack traces).
+// FirstLine is the first line of an error's text (TensorFlow's errors carry
+// stack traces). A remote error's first line only names the task ("From
+// /job:worker/replica:0/task:1:"); the next line, the error itself, is
+// joined to it.
 func FirstLine(err error) string {
 	s := strings.TrimSpace(err.Error())
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
+	i := strings.IndexByte(s, '\n')
+	if i < 0 {
+		return s
 	}
-	return s
+	first, rest := s[:i], s[i+1:]
+	if strings.HasSuffix(first, ":") {
+		if j := strings.IndexByte(rest, '\n'); j >= 0 {
+			rest = rest[:j]
+		}
+		return first + " " + strings.TrimSpace(rest)
+	}
+	return first
 }
 
 // Restore loads every variable of the model from the checkpoint at prefix.

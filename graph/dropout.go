@@ -48,8 +48,18 @@ func (l *Dropout) Call(c *Call) tf.Output {
 	words := (units + per - 1) / per
 	xShape := op.Shape(c.sub("Shape"), x, op.ShapeOutType(tf.Int32))
 	batch := op.Slice(c.sub("Slice"), xShape, op.Const(c.sub("Const"), []int32{0}), op.Const(c.sub("Const"), []int32{1}))
-	shape := op.ConcatV2(c.sub("ConcatV2"), []tf.Output{batch, op.Const(c.sub("Const"), []int32{int32(words)})}, op.Const(c.sub("Const"), int32(0)))
+	rows := batch
+	if c.Shard != nil {
+		// One tower: draw for the global batch, keep this tower's rows.
+		rows = op.Reshape(c.sub("Reshape"), c.Shard.Global, op.Const(c.sub("Const"), []int32{1}))
+	}
+	shape := op.ConcatV2(c.sub("ConcatV2"), []tf.Output{rows, op.Const(c.sub("Const"), []int32{int32(words)})}, op.Const(c.sub("Const"), int32(0)))
 	bits := op.StatelessRandomUniformFullInt(c.sub("StatelessRandomUniformFullInt"), shape, seed, op.StatelessRandomUniformFullIntDtype(tf.Uint32))
+	if c.Shard != nil {
+		begin := op.Pack(c.sub("Pack"), []tf.Output{c.Shard.Start, op.Const(c.sub("Const"), int32(0))})
+		size := op.ConcatV2(c.sub("ConcatV2"), []tf.Output{batch, op.Const(c.sub("Const"), []int32{-1})}, op.Const(c.sub("Const"), int32(0)))
+		bits = op.Slice(c.sub("Slice"), bits, begin, size)
+	}
 	draws := op.Reshape(c.sub("Reshape"), op.Bitcast(c.sub("Bitcast"), bits, dt), op.Const(c.sub("Const"), []int32{-1, int32(words * per)}))
 	if words*per != units {
 		draws = op.Slice(c.sub("Slice"), draws, op.Const(c.sub("Const"), []int32{0, 0}), op.Const(c.sub("Const"), []int32{-1, int32(units)}))

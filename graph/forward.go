@@ -45,10 +45,16 @@ func (p Preprocess) apply(s *op.Scope, images tf.Output) tf.Output {
 // layers from seed. The logits are the input of a final softmax (the
 // output itself when the model does not end in one).
 func (n *Net) forward(s *op.Scope, x tf.Output, params map[*Node][]tf.Output, training bool, seed tf.Output) *pass {
+	return n.forwardShard(s, x, params, training, seed, nil)
+}
+
+// forwardShard is forward on one tower's rows of a global batch (see
+// Call.Shard).
+func (n *Net) forwardShard(s *op.Scope, x tf.Output, params map[*Node][]tf.Output, training bool, seed tf.Output, shard *Shard) *pass {
 	p := &pass{calls: map[*Node]*Call{}, pre: map[*Node]tf.Output{}, post: map[*Node]tf.Output{n.Input: x}}
 	for _, node := range n.Nodes {
 		c := &Call{Scope: s.SubScope(node.Name), InShapes: node.In, OutShape: node.Out, Params: params[node],
-			Training: training, Seed: seed, Index: node.Index}
+			Training: training, Seed: seed, Index: node.Index, Shard: shard}
 		for _, in := range node.Inputs {
 			c.In = append(c.In, p.post[in])
 		}

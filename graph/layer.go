@@ -148,6 +148,11 @@ type Call struct {
 	// (Seed, Index), so a resumed run repeats its draws.
 	Seed  tf.Output
 	Index int
+	// Shard, when set, says the batch is rows [Start, Start+n) of a
+	// global batch of Global rows (one tower of a data-parallel step): a
+	// random layer draws for the global batch and keeps its rows, so each
+	// example's draw does not depend on how the batch was split.
+	Shard *Shard
 	// Out is the layer's output, set after Call (for Backward).
 	Out tf.Output
 	// NeedInput says which inputs Backward must return a gradient for.
@@ -155,6 +160,12 @@ type Call struct {
 
 	saved   map[string]tf.Output
 	updates map[int]tf.Output
+}
+
+// Shard is one tower's rows of a data-parallel step's batch: int32
+// scalars, the global batch size and the first row.
+type Shard struct {
+	Global, Start tf.Output
 }
 
 // Keep stores a tensor of the forward pass for Backward.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strings"
+	"time"
 
 	tf "github.com/wamuir/graft/tensorflow"
 	configpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
@@ -56,6 +57,18 @@ type Options struct {
 	// augmentation (PredictBatchTTA and the SavedModel's TTA signature);
 	// 0 is flips alone.
 	TTATranslate int
+	// Towers, when set, splits the training step data-parallel over these
+	// devices (/job:worker/task:i of a cluster, see towers.go); the
+	// variables, the optimiser update and the eval and predict paths stay
+	// on the session's master.
+	Towers []string
+	// Target is the session target: empty for this process, or
+	// grpc://host:port, a cluster's master (its worker task 0).
+	Target string
+	// OperationTimeout, when set, fails any session run that takes longer
+	// (DEADLINE_EXCEEDED). A cluster run needs it: when a worker dies,
+	// TensorFlow keeps retrying its gRPC channel and the step never ends.
+	OperationTimeout time.Duration
 	// Precision is the Keras dtype policy: float32 (the zero value too) or
 	// mixed_bfloat16 (see precision.go).
 	Precision Precision
@@ -221,6 +234,13 @@ func sessionOptions(o Options) (*tf.SessionOptions, error) {
 		// in every precision.
 		cp.GraphOptions.RewriteOptions = &configpb.RewriterConfig{AutoMixedPrecisionOnednnBfloat16: configpb.RewriterConfig_ON}
 	}
+	if o.Target != "" {
+		// Variables of this session are its own, not shared with other
+		// sessions on the same servers (a server outlives every run: it
+		// cannot be stopped), and are freed with it.
+		cp.IsolateSessionState = true
+	}
+	cp.OperationTimeoutInMs = o.OperationTimeout.Milliseconds()
 	if o.Session != nil {
 		o.Session(cp)
 	}
@@ -228,7 +248,7 @@ func sessionOptions(o Options) (*tf.SessionOptions, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode session config: %w", err)
 	}
-	return &tf.SessionOptions{Config: b}, nil
+	return &tf.SessionOptions{Target: o.Target, Config: b}, nil
 }
 
 // Close releases the session.
@@ -306,23 +326,30 @@ func (m *Model) build(root *op.Scope) error {
 	}
 
 	x := o.Preprocess().apply(root.SubScope("preprocess"), m.images)
-	train := net.forward(root.SubScope("train"), x, trainVals, true, m.dropSeed)
+	var train *pass
+	var towers *towerStep
+	if len(o.Towers) > 0 {
+		var err error
+		if towers, err = m.buildTowers(root.SubScope("towers"), trainVals); err != nil {
+			return err
+		}
+		m.logits = towers.logits
+	} else {
+		train = net.forward(root.SubScope("train"), x, trainVals, true, m.dropSeed)
+		m.logits = train.logits
+	}
 	eval := net.forward(root.SubScope("eval"), x, evalVals, false, tf.Output{})
-	m.logits, m.evalLogits, m.evalProbs = train.logits, eval.logits, eval.out
+	m.evalLogits, m.evalProbs = eval.logits, eval.out
 	m.evalProbsTTA = net.tta(root.SubScope("eval"), x, eval.out, evalVals, o.TTATranslate)
 	m.buildDataInits(root.SubScope("data_init"), eval)
 
-	onehot := op.OneHot(root.SubScope("OneHot"), m.labels, op.Const(root.SubScope("Const"), int32(o.Classes)), op.Const(root.SubScope("Const"), float32(1)), op.Const(root.SubScope("Const"), float32(0)))
-	targets := onehot
-	if ls := o.LabelSmoothing; ls > 0 {
-		// Keras: y_true * (1.0 - label_smoothing) + (label_smoothing / num_classes),
-		// the Python floats rounded to float32, the division in float32.
-		ss := root.SubScope("label_smoothing")
-		targets = op.AddV2(ss.SubScope("AddV2"), op.Mul(ss.SubScope("Mul"), onehot, op.Const(ss.SubScope("keep"), float32(1-ls))),
-			op.RealDiv(ss.SubScope("RealDiv"), op.Const(ss.SubScope("ls"), float32(ls)), op.Const(ss.SubScope("classes"), float32(o.Classes))))
-	}
+	targets := m.targets(root, m.labels)
 	var dlogits tf.Output
-	m.loss, m.correct, dlogits = m.lossAndCorrect(root.SubScope("train_loss"), train.logits, train.out, targets)
+	if towers != nil {
+		m.loss, m.correct = towers.loss, towers.correct
+	} else {
+		m.loss, m.correct, dlogits = m.lossAndCorrect(root.SubScope("train_loss"), train.logits, train.out, targets)
+	}
 	m.evalLoss, m.evalCorrect, _ = m.lossAndCorrect(root.SubScope("eval_loss"), eval.logits, eval.out, targets)
 	// Weight penalties join both losses, as Keras's compute_loss adds
 	// model.losses in training and evaluation alike.
@@ -333,7 +360,15 @@ func (m *Model) build(root *op.Scope) error {
 	if err := root.Err(); err != nil {
 		return fmt.Errorf("build forward graph: %w", err)
 	}
-	if o.AutoGradients || !m.explicitBackward() {
+	if towers != nil {
+		m.grads = towers.grads
+		bs := root.SubScope("penalty_grads")
+		for i, v := range m.Weights {
+			if g, ok := regGrads[v]; ok {
+				m.grads[i] = op.AddV2(bs.SubScope("AddV2"), m.grads[i], g)
+			}
+		}
+	} else if o.AutoGradients || !m.explicitBackward() {
 		reads := make([]tf.Output, len(m.Weights))
 		for i, v := range m.Weights {
 			reads[i] = v.trainRead
@@ -348,7 +383,13 @@ func (m *Model) build(root *op.Scope) error {
 	// The layers' state updates (moving statistics) run with the step.
 	us := root.SubScope("state_update")
 	for _, n := range net.Nodes {
-		for i, val := range train.calls[n].updates {
+		var updates map[int]tf.Output
+		if towers != nil {
+			updates = towers.updates[n]
+		} else {
+			updates = train.calls[n].updates
+		}
+		for i, val := range updates {
 			v := m.params[n][i]
 			m.stateUpdates = append(m.stateUpdates, op.AssignVariableOp(us.SubScope("AssignVariableOp"), v.handle, val))
 		}
@@ -362,6 +403,22 @@ func (m *Model) build(root *op.Scope) error {
 	m.runState = m.newVariable(root, "train/run_state", nil, tf.String)
 	m.buildCheckpointOps(root.SubScope("checkpoint"))
 	return root.Err()
+}
+
+// targets are the one-hot training targets of labels, label-smoothed as
+// Keras's categorical_crossentropy does.
+func (m *Model) targets(root *op.Scope, labels tf.Output) tf.Output {
+	o := m.opts
+	onehot := op.OneHot(root.SubScope("OneHot"), labels, op.Const(root.SubScope("Const"), int32(o.Classes)), op.Const(root.SubScope("Const"), float32(1)), op.Const(root.SubScope("Const"), float32(0)))
+	targets := onehot
+	if ls := o.LabelSmoothing; ls > 0 {
+		// Keras: y_true * (1.0 - label_smoothing) + (label_smoothing / num_classes),
+		// the Python floats rounded to float32, the division in float32.
+		ss := root.SubScope("label_smoothing")
+		targets = op.AddV2(ss.SubScope("AddV2"), op.Mul(ss.SubScope("Mul"), onehot, op.Const(ss.SubScope("keep"), float32(1-ls))),
+			op.RealDiv(ss.SubScope("RealDiv"), op.Const(ss.SubScope("ls"), float32(ls)), op.Const(ss.SubScope("classes"), float32(o.Classes))))
+	}
+	return targets
 }
 
 // addPenalties adds the weight regularizers' penalties to loss, and

@@ -72,6 +72,7 @@ func NewRootCommand(stdout, stderr io.Writer, started time.Time) *cobra.Command 
 		newDataCommand(),
 		newPreviewCommand(),
 		newPredictCommand(),
+		newServerCommand(),
 	)
 	return root
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cifar-pipeline/cifar-pipeline/augment"
 	"github.com/cifar-pipeline/cifar-pipeline/callback"
+	"github.com/cifar-pipeline/cifar-pipeline/cluster"
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 	"github.com/cifar-pipeline/cifar-pipeline/device"
@@ -42,6 +43,14 @@ type Job struct {
 	// InitWeights, when set, replace the initial layer weights after the
 	// model is compiled (run --init-from), by variable name.
 	InitWeights map[string]graph.Array
+
+	// Cluster, when set (run --cluster), trains data-parallel on the
+	// cluster's workers: one tower per worker task, the variables on task
+	// 0; this process feeds the data and writes every artifact.
+	Cluster *cluster.Spec
+	// ClusterTimeout bounds each session run of a cluster run, so a dead
+	// worker is reported (0: DefaultClusterTimeout).
+	ClusterTimeout time.Duration
 
 	// afterStep, when set (tests), runs after every training step.
 	afterStep func(m *graph.Model, epoch, step int)
@@ -240,13 +249,13 @@ func checkOutputDir(dir string) error {
 // checkDevice resolves runtime.device against what this machine has, so a
 // GPU run on a machine without a usable GPU fails in a line before any
 // artifact or data is touched.
-func (r *jobRun) checkDevice(context.Context) error {
+func (r *jobRun) checkDevice(ctx context.Context) error {
 	p, err := device.Resolve(r.cfg.Runtime, device.Probe())
 	if err != nil {
 		return fmt.Errorf("config %s: %w", r.ConfigPath, err)
 	}
 	r.placement = p
-	return nil
+	return r.checkCluster(ctx)
 }
 
 // buildModel resolves the layer stack, refuses a model that would not fit
@@ -267,10 +276,16 @@ func (r *jobRun) buildModel(context.Context) error {
 		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Mean: cfg.Data.Mean, Std: cfg.Data.Std, Classes: cfg.Data.Classes,
 		Optimizer: sp.opt, LabelSmoothing: cfg.Train.LabelSmoothing, TTATranslate: cfg.Evaluate.TTATranslate,
 		IntraOpThreads: cfg.Runtime.IntraOpThreads, InterOpThreads: cfg.Runtime.InterOpThreads, XLA: cfg.Runtime.XLA,
-		Precision: graph.Precision(cfg.Runtime.Precision),
-		Session:   r.placement.ConfigureSession,
+		Precision:        graph.Precision(cfg.Runtime.Precision),
+		Session:          r.placement.ConfigureSession,
+		Target:           r.clusterTarget(),
+		Towers:           r.towers(),
+		OperationTimeout: r.operationTimeout(),
 	})
 	if err != nil {
+		return err
+	}
+	if err := r.checkCheckpointsLocal(); err != nil {
 		return err
 	}
 	if r.InitWeights != nil && r.latest == "" {
@@ -577,7 +592,7 @@ func (r *jobRun) train(ctx context.Context) error {
 		fmt.Fprintf(r.Log, "\ninterrupted: checkpoint saved in %s; continue with --resume\n", r.ckpts.Dir)
 		return err
 	default:
-		return err
+		return r.clusterFault(ctx, err)
 	}
 }
 
