@@ -7,8 +7,8 @@ import (
 
 // XLAMode is runtime.xla: whether the session compiles the graph with XLA
 // (global JIT). auto, the default, turns it on when a GPU runs the graph:
-// on this CPU a training step was 7–11× slower with XLA (BENCHMARKS.md),
-// and the notebook trained with XLA on a GPU.
+// on this CPU a training step was several times slower with XLA
+// (BENCHMARKS.md), and the notebook trained with XLA on a GPU.
 type XLAMode string
 
 // The runtime.xla values. In YAML, true and false are booleans.
