@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
@@ -11,7 +12,8 @@ import (
 // notebook net with RMSprop to the same weights as the row-wise update of
 // its 8192×512 kernel, and its graph holds no op without a GPU kernel in TF
 // 2.18 for that update (SparseApplyRMSProp) and no reference variable: every
-// weight is a resource variable updated by ResourceApplyRMSProp.
+// weight is a resource variable updated by ResourceApplyRMSProp. Their
+// checkpoints are interchangeable.
 //
 // Tolerance: both kernels compute RMSprop's law (keras/src/optimizers/
 // rmsprop.py) in float32, written differently in TensorFlow's
@@ -56,6 +58,39 @@ func TestDenseUpdates(t *testing.T) {
 		if !(d <= 1e-5) {
 			t.Errorf("%s: dense update differs from the row-wise one by %.3g of the largest update (want <= 1e-5)", name, d)
 		}
+	}
+
+	// A checkpoint is the same either way (same keys, slots included), so
+	// a run trained on a GPU resumes on the CPU and back: the row-wise
+	// model restored from the dense one holds its state exactly.
+	prefix := filepath.Join(t.TempDir(), "ckpt")
+	if err := dense.Save(prefix); err != nil {
+		t.Fatal(err)
+	}
+	wantState, err := dense.GetState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := rowWise.GetState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rowWise.Restore(prefix); err != nil {
+		t.Fatal(err)
+	}
+	gotState, err := rowWise.GetState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	differed := false
+	for name, w := range wantState {
+		differed = differed || enginetest.MaxAbsDiff(before[name].Data, w.Data) > 0
+		if d := enginetest.MaxAbsDiff(gotState[name].Data, w.Data); len(gotState[name].Data) != len(w.Data) || d != 0 {
+			t.Errorf("%s restored from the dense-update checkpoint differs by %g", name, d)
+		}
+	}
+	if len(gotState) != len(wantState) || !differed {
+		t.Fatalf("%d state variables restored of %d; state differed before the restore: %v", len(gotState), len(wantState), differed)
 	}
 
 	count := func(m *Model) map[string]int {
