@@ -218,8 +218,10 @@ type Runtime struct {
 	// IntraOpThreads and InterOpThreads: 0 lets TensorFlow choose.
 	IntraOpThreads int `mapstructure:"intra_op_threads" yaml:"intra_op_threads"`
 	InterOpThreads int `mapstructure:"inter_op_threads" yaml:"inter_op_threads"`
-	// XLA turns on global JIT compilation (CPU included).
-	XLA bool `mapstructure:"xla" yaml:"xla"`
+	// XLA turns on global JIT compilation (CPU included): auto (on when
+	// a GPU runs the graph), true or false. The pipeline resolves auto
+	// before the run, so config.resolved.yaml holds true or false.
+	XLA XLAMode `mapstructure:"xla" yaml:"xla"`
 	// Precision is the Keras dtype policy the model computes in: float32,
 	// mixed_bfloat16 (bfloat16 compute, float32 variables, loss and
 	// optimiser) or mixed_float16 (GPU only).
@@ -285,7 +287,7 @@ func Default() Config {
 			Optimizer: Optimizer{Name: "rmsprop", Args: map[string]any{"learning_rate": 0.001}},
 			Verbose:   "auto",
 		},
-		Runtime: Runtime{Device: "auto", Precision: "float32"},
+		Runtime: Runtime{Device: "auto", Precision: "float32", XLA: XLAAuto},
 		Augment: Augment{
 			FillMode:     "nearest",
 			Crop:         Crop{Mode: "reflect"},

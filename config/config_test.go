@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -110,7 +112,7 @@ func TestOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Train.Epochs != 3 || !cfg.Runtime.XLA || cfg.Train.BatchSize != 32 || cfg.Data.ValidationSplit != 0.1 {
+	if cfg.Train.Epochs != 3 || cfg.Runtime.XLA != XLAOn || cfg.Train.BatchSize != 32 || cfg.Data.ValidationSplit != 0.1 {
 		t.Fatalf("overrides not applied: epochs %d xla %v batch %d split %v", cfg.Train.Epochs, cfg.Runtime.XLA, cfg.Train.BatchSize, cfg.Data.ValidationSplit)
 	}
 }
@@ -178,6 +180,15 @@ func TestBadConfigs(t *testing.T) {
 		{"empty precision", "runtime: {precision: ''}\n", nil, []string{"runtime.precision", `""`}},
 		{"precision not a string", "runtime: {precision: [float32]}\n", nil, []string{"runtime.precision"}},
 		{"unknown --set precision", "", []string{"runtime.precision=fp16"}, []string{"runtime.precision", `"fp16"`}},
+		// Issue 16: runtime.xla is auto, true or false.
+		{"unknown xla", "runtime: {xla: sometimes}\n", nil, []string{"c.yaml:1: runtime.xla", `"sometimes"`, "auto, true, false"}},
+		{"xla a number", "runtime: {xla: 3}\n", nil, []string{"runtime.xla", `"3"`, "auto, true, false"}},
+		{"xla a fraction", "runtime: {xla: 0.5}\n", nil, []string{"runtime.xla", "auto, true, false"}},
+		{"xla empty", "runtime: {xla: ''}\n", nil, []string{"runtime.xla", `""`, "auto, true, false"}},
+		{"xla yaml 1.1 on", "runtime: {xla: on}\n", nil, []string{"runtime.xla", `"on"`, "auto, true, false"}},
+		{"xla upper-case auto", "", []string{"runtime.xla=AUTO"}, []string{"runtime.xla", `"AUTO"`}},
+		{"xla a list", "runtime: {xla: [true]}\n", nil, []string{"runtime.xla"}},
+		{"unknown --set xla", "", []string{"runtime.xla=maybe"}, []string{"runtime.xla", `"maybe"`, "auto, true, false"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -262,4 +273,74 @@ func TestParseDevice(t *testing.T) {
 	if err != nil || cfg.Runtime.Device != "gpu:2" || !cfg.Runtime.GPUMemoryGrowth {
 		t.Fatalf("overrides not applied: %+v %v", cfg.Runtime, err)
 	}
+}
+
+// TestXLAModes: runtime.xla takes auto (the default), true and false — YAML
+// booleans in a file or --set, strings from the environment — and writes
+// true and false back as YAML booleans, so config.resolved.yaml loads again.
+func TestXLAModes(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		sets       []string
+		env        string
+		want       XLAMode
+	}{
+		{"default", "", nil, "", XLAAuto},
+		{"auto", "runtime: {xla: auto}\n", nil, "", XLAAuto},
+		{"yaml true", "runtime: {xla: true}\n", nil, "", XLAOn},
+		{"yaml false", "runtime: {xla: false}\n", nil, "", XLAOff},
+		{"yaml True", "runtime: {xla: True}\n", nil, "", XLAOn},
+		{"quoted false", "runtime: {xla: 'false'}\n", nil, "", XLAOff},
+		{"--set true", "runtime: {xla: auto}\n", []string{"runtime.xla=true"}, "", XLAOn},
+		{"--set auto", "runtime: {xla: false}\n", []string{"runtime.xla=auto"}, "", XLAAuto},
+		{"env FALSE", "", nil, "FALSE", XLAOff},
+		{"env auto", "runtime: {xla: true}\n", nil, "auto", XLAAuto},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("PIPELINE_RUNTIME_XLA", tc.env)
+			}
+			cfg, err := Load(writeConfig(t, tc.body), tc.sets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Runtime.XLA != tc.want {
+				t.Fatalf("runtime.xla = %q, want %q", cfg.Runtime.XLA, tc.want)
+			}
+			b, err := yaml.Marshal(cfg.Runtime)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "xla: " + string(tc.want) + "\n"
+			if !strings.Contains(string(b), want) {
+				t.Fatalf("marshalled runtime lacks %q:\n%s", want, b)
+			}
+			again, err := Load(writeConfig(t, "runtime:\n"+indent(string(b))), nil)
+			if err != nil || again.Runtime.XLA != tc.want {
+				t.Fatalf("marshalled runtime loads as %q, %v; want %q", again.Runtime.XLA, err, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		mode    XLAMode
+		gpu, on bool
+	}{
+		{XLAAuto, false, false}, {XLAAuto, true, true},
+		{XLAOn, false, true}, {XLAOn, true, true},
+		{XLAOff, false, false}, {XLAOff, true, false},
+	} {
+		if got := tc.mode.On(tc.gpu); got != tc.on {
+			t.Errorf("%s on a GPU %v: on = %v, want %v", tc.mode, tc.gpu, got, tc.on)
+		}
+	}
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(s, "\n") {
+		if l != "" {
+			b.WriteString("  " + l)
+		}
+	}
+	return b.String()
 }

@@ -68,7 +68,7 @@ func Load(path string, sets []string) (Config, error) {
 
 	var cfg Config
 	dec := func(dc *mapstructure.DecoderConfig) {
-		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(strictScalars, mapstructure.StringToSliceHookFunc(","))
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(xlaBools, strictScalars, mapstructure.StringToSliceHookFunc(","))
 		dc.ErrorUnused = true
 	}
 	if err := v.Unmarshal(&cfg, dec); err != nil {

@@ -167,6 +167,9 @@ func (c *Config) Validate() error {
 	if _, err := ParseDevice(r.Device); err != nil {
 		return err
 	}
+	if _, err := ParseXLA(string(r.XLA)); err != nil {
+		return err
+	}
 	if c.Output.Dir == "" {
 		return fmt.Errorf("output.dir: empty; name a directory (default output)")
 	}

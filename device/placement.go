@@ -48,6 +48,12 @@ func Resolve(rt config.Runtime, inv Inventory) (Placement, error) {
 	return p, nil
 }
 
+// DenseUpdates reports whether the graph must update every weight with the
+// optimizer's dense kernel on a resource variable (graph.Options.DenseUpdates):
+// on a GPU, because RMSprop's row-wise SparseApplyRMSProp has no GPU kernel
+// in TF 2.18 (TestKernelGapsGPU), and the weight would be pinned to the CPU.
+func (p Placement) DenseUpdates() bool { return p.GPU != nil }
+
 // Device is the placement for tf.Operation device fields: "/device:GPU:0"
 // or "/device:CPU:0". A GPU is always GPU:0 because ConfigureSession makes
 // the chosen GPU the session's only visible one.

@@ -72,6 +72,13 @@ type Options struct {
 	// Precision is the Keras dtype policy: float32 (the zero value too) or
 	// mixed_bfloat16 (see precision.go).
 	Precision Precision
+	// DenseUpdates makes every weight a resource variable updated by the
+	// optimizer's fused dense kernel (ResourceApplyRMSProp), never row by
+	// row on a reference variable (RMSprop's SparseApplyRMSProp, which has
+	// no GPU kernel in TF 2.18: on a GPU the weight and its slots would be
+	// pinned to the CPU). The law is the same; set it when a GPU runs the
+	// graph (device.Placement.DenseUpdates).
+	DenseUpdates bool
 }
 
 // Variable is one variable of the model graph: a weight, a layer's state
@@ -302,6 +309,9 @@ func (m *Model) build(root *op.Scope) error {
 	refs, _ := m.opt.(refVariables)
 	if b := m.opt.base(); b.WeightDecay > 0 || b.UseEMA {
 		refs = nil // decay and averages read and assign the weight as a resource
+	}
+	if o.DenseUpdates {
+		refs = nil
 	}
 	m.params = map[*Node][]*Variable{}
 	trainVals, evalVals := map[*Node][]tf.Output{}, map[*Node][]tf.Output{}

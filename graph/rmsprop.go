@@ -13,11 +13,12 @@ import (
 // holds exactly that increment); centered → ResourceApplyCenteredRMSProp
 // (v − ḡ² + ε under the root).
 //
-// A large matrix (the shallow net's 8192×512 dense kernel) is updated by
-// SparseApplyRMSProp over all its rows instead: the same law, applied row
-// by row, so each row's var, v and g are read once while in cache, where
-// the dense kernel makes three passes over 16 MiB arrays (BENCHMARKS.md,
-// History). It is the reference-variable op: on a resource variable a
+// On the CPU (Options.DenseUpdates false), a large matrix (the shallow
+// net's 8192×512 dense kernel) is updated by SparseApplyRMSProp over all
+// its rows instead: the same law, applied row by row, so each row's var,
+// v and g are read once while in cache, where the dense kernel makes three
+// passes over 16 MiB arrays (BENCHMARKS.md, History). SparseApplyRMSProp
+// has no GPU kernel, so a GPU run sets DenseUpdates. It is the reference-variable op: on a resource variable a
 // sparse update switches TensorFlow to copy-on-read, a 16 MiB copy at
 // every read.
 type RMSprop struct {

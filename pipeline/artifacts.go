@@ -142,6 +142,7 @@ type runSummary struct {
 	Params             int               `json:"params"`
 	TensorFlow         string            `json:"tensorflow"`
 	Device             string            `json:"device"`
+	XLA                bool              `json:"xla"` // runtime.xla as resolved (auto: on with a GPU)
 	DataSource         string            `json:"data_source"`
 	Epochs             []train.EpochLogs `json:"epochs"`
 	EpochSeconds       []float64         `json:"epoch_seconds"`
@@ -225,7 +226,7 @@ func (a *artifacts) final(ctx context.Context, m *graph.Model, set *dataset.Set,
 func (a *artifacts) summary(m *graph.Model, set *dataset.Set, res *Result, status string) error {
 	ips, secs := trainingThroughput(res.History)
 	s := runSummary{
-		Name: a.cfg.Name, Status: status, Weights: res.weights(), Params: res.Params, TensorFlow: tf.Version(), Device: m.Device(),
+		Name: a.cfg.Name, Status: status, Weights: res.weights(), Params: res.Params, TensorFlow: tf.Version(), Device: m.Device(), XLA: m.Options().XLA,
 		Epochs: res.History, MedianEpochSeconds: secs, ImagesPerSecond: ips,
 		TestLoss: res.TestLoss, TestAccuracy: res.TestAcc, PeakRSSMiB: peakRSSMiB(), Seconds: time.Since(res.Started).Seconds(),
 	}

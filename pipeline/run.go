@@ -119,6 +119,7 @@ type jobRun struct {
 	opt       graph.Optimizer
 	callbacks callback.List
 	placement device.Placement
+	xla       string // runtime.xla as given and resolved, for the log line
 	model     *graph.Model
 
 	set      *dataset.Set
@@ -255,7 +256,28 @@ func (r *jobRun) checkDevice(ctx context.Context) error {
 		return fmt.Errorf("config %s: %w", r.ConfigPath, err)
 	}
 	r.placement = p
+	r.resolveXLA()
 	return r.checkCluster(ctx)
+}
+
+// resolveXLA turns runtime.xla auto into true or false for the placement
+// (on only when a GPU runs the graph), so config.resolved.yaml, run.json
+// and the runtime line say what the session did.
+func (r *jobRun) resolveXLA() {
+	asked, gpu := r.cfg.Runtime.XLA, r.placement.GPU != nil
+	on := asked.On(gpu)
+	r.cfg.Runtime.XLA = config.XLAFor(on)
+	r.xla = "off"
+	if on {
+		r.xla = "on"
+	}
+	if asked == config.XLAAuto {
+		dev := "CPU"
+		if gpu {
+			dev = "GPU"
+		}
+		r.xla = fmt.Sprintf("auto → %s (%s)", r.xla, dev)
+	}
 }
 
 // buildModel resolves the layer stack, refuses a model that would not fit
@@ -275,7 +297,8 @@ func (r *jobRun) buildModel(context.Context) error {
 	r.model, err = graph.Compile(sp.net, graph.Options{
 		Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Mean: cfg.Data.Mean, Std: cfg.Data.Std, Classes: cfg.Data.Classes,
 		Optimizer: sp.opt, LabelSmoothing: cfg.Train.LabelSmoothing, TTATranslate: cfg.Evaluate.TTATranslate,
-		IntraOpThreads: cfg.Runtime.IntraOpThreads, InterOpThreads: cfg.Runtime.InterOpThreads, XLA: cfg.Runtime.XLA,
+		IntraOpThreads: cfg.Runtime.IntraOpThreads, InterOpThreads: cfg.Runtime.InterOpThreads,
+		XLA: cfg.Runtime.XLA.On(r.placement.GPU != nil), DenseUpdates: r.placement.DenseUpdates(),
 		Precision:        graph.Precision(cfg.Runtime.Precision),
 		Session:          r.placement.ConfigureSession,
 		Target:           r.clusterTarget(),
@@ -467,8 +490,8 @@ func (r *jobRun) saveCheckpoint() (string, error) {
 func (r *jobRun) train(ctx context.Context) error {
 	cfg := r.cfg
 	fmt.Fprint(r.Out, r.net.Summary())
-	fmt.Fprintf(r.Log, "runtime: TensorFlow %s on %s, %d cores, intra-op threads %d, inter-op threads %d, XLA %v, precision %s\n",
-		tf.Version(), r.model.Device(), runtime.NumCPU(), cfg.Runtime.IntraOpThreads, cfg.Runtime.InterOpThreads, cfg.Runtime.XLA, r.model.Options().Precision)
+	fmt.Fprintf(r.Log, "runtime: TensorFlow %s on %s, %d cores, intra-op threads %d, inter-op threads %d, XLA %s, precision %s\n",
+		tf.Version(), r.model.Device(), runtime.NumCPU(), cfg.Runtime.IntraOpThreads, cfg.Runtime.InterOpThreads, r.xla, r.model.Options().Precision)
 	_, constant := graph.Schedule(r.opt).(schedule.Constant)
 	r.art = &artifacts{dir: r.dir, cfg: cfg, cfgYAML: r.cfgYAML, learningRate: r.opt.LearningRate(),
 		logsLearningRate: !constant || r.callbacks.AdjustsLearningRate()}

@@ -80,7 +80,10 @@ func reexecVerbose(filter *logFilter) {
 // ignores the session's global JIT level on the CPU unless TF_XLA_FLAGS
 // holds --tf_xla_cpu_global_jit, which it reads once per process, when the
 // first session starts. The flag alone changes nothing: clustering still
-// needs the session's JIT level, which only runtime.xla sets. (A library
+// needs the session's JIT level, which only runtime.xla as resolved sets
+// (auto is off on the CPU, so only an explicit true clusters there; on a
+// GPU the flag does not apply). So it is set for every command, before
+// the config is read, and is inert unless the config asks for XLA. (A library
 // must not change the process environment; the program may.)
 func enableCPUJIT() {
 	const flag = "--tf_xla_cpu_global_jit"
