@@ -316,9 +316,12 @@ def whitening_kernel(x, kh, kw, filters):
 
 
 def init_whitening(keras, model, r, x_fit):
+    """Sets every patch_whitening kernel from the first WHITENING_IMAGES training
+    images (pipeline/run.go initFromData); returns {layer name: kernel}."""
     layers = [lay for lay in model.layers if not isinstance(lay, keras.layers.InputLayer)]
     n = min(len(x_fit), WHITENING_IMAGES)
     x = preprocess(x_fit[:n], r)
+    kernels = {}
     for i in r.whitened:
         if i >= len(layers) or not isinstance(layers[i], keras.layers.Conv2D):
             raise RecipeError(f"model.layers[{i}]: patch_whitening on a layer that is not the architecture's Conv2D number {i}")
@@ -326,8 +329,9 @@ def init_whitening(keras, model, r, x_fit):
         # The layer's input, through the layers before it (already initialised).
         inp = x if i == 0 else keras.Model(model.inputs, layer.input).predict(x, batch_size=500, verbose=0)
         kh, kw, _, filters = layer.kernel.shape
-        layer.kernel.assign(whitening_kernel(inp, kh, kw, filters))
-    return n
+        kernels[layer.name] = whitening_kernel(inp, kh, kw, filters)
+        layer.kernel.assign(kernels[layer.name])
+    return kernels
 
 
 def epoch_images(r, padded, x, epoch, order, rng, phase):
@@ -435,7 +439,7 @@ def run(ap, a):
         model = keras.models.model_from_json(json.dumps(arch))
     except Exception as e:  # Keras raises many types for a bad config
         raise RecipeError(f"{os.path.join(a.run_dir, 'cifar10_architecture.json')}: Keras cannot build it ({str(e).splitlines()[0]})") from None
-    n_white = init_whitening(keras, model, r, x_fit) if r.whitened else 0
+    white = init_whitening(keras, model, r, x_fit) if r.whitened else {}
     optimizer = make_optimizer(keras, r.optimizer, lr_cfg)
     model.compile(optimizer=optimizer, loss=keras.losses.CategoricalCrossentropy(label_smoothing=r.label_smoothing),
                   metrics=["accuracy"], jit_compile=r.xla)
@@ -510,10 +514,12 @@ def run(ap, a):
     res = {
         "name": r.name, "run_dir": os.path.abspath(a.run_dir), "tensorflow": tf.__version__, "keras": keras.__version__,
         "epochs": epochs, "steps_per_epoch": steps, "batch_size": r.batch, "train_images": n_fit,
-        "validation_images": len(x_val), "test_images": len(xte), "whitening_images": n_white,
+        "validation_images": len(x_val), "test_images": len(xte), "whitening_images": min(n_fit, WHITENING_IMAGES) if white else 0,
         "augment": r.augment_summary(), "use_ema": bool(r.optimizer.get("use_ema")),
         "schedule_scale": scale, "learning_rate": lr_cfg,
         "history": clock.history,
+        # The whitening kernels, flattened (kh, kw, in, out): small (2x2x3x24 = 288 values).
+        "whitening": {k: [float(v) for v in w.ravel()] for k, w in white.items()},
         "test_loss": float(test_loss), "test_accuracy": float(test_acc), "tta_accuracy": tta_acc,
         "train_minutes": train_minutes, "wall_minutes": (time.time() - t_start) / 60,
         "median_epoch_seconds": med, "images_per_second": per_epoch / med if med > 0 else None,
