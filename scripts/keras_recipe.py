@@ -335,25 +335,42 @@ def init_whitening(keras, model, r, x_fit):
 
 
 def epoch_images(r, padded, x, epoch, order, rng, phase):
-    """Epoch `epoch`'s uint8 images in visiting order, cropped and flipped as augment/modern.go."""
-    out = x[order] if r.crop_pad == 0 else np.empty((len(order),) + x.shape[1:], np.uint8)
+    """Epoch `epoch`'s uint8 images in visiting order, cropped and flipped as
+    augment/modern.go drawModern draws: crop offsets uniform in [0, 2*padding],
+    then the flip (alternate: phase XOR epoch odd; random: a fair coin)."""
+    n = len(order)
+    dy = dx = None
     if r.crop_pad:
-        h, w = x.shape[1:3]
         k = 2 * r.crop_pad + 1
-        dy, dx = rng.integers(0, k, len(order)), rng.integers(0, k, len(order))
-        for oy in range(k):
-            for ox in range(k):
-                sel = np.nonzero((dy == oy) & (dx == ox))[0]
-                out[sel] = padded[order[sel], oy:oy + h, ox:ox + w]
+        dy, dx = rng.integers(0, k, n), rng.integers(0, k, n)
+    flip = None
     if r.flip == "random":
-        flip = rng.random(len(order)) < 0.5
+        flip = rng.random(n) < 0.5
     elif r.flip == "alternate":
         flip = phase[order] ^ (epoch % 2 == 1)
-    else:
-        flip = None
+    return crop_flip(r.crop_pad, padded, x, order, dy, dx, flip)
+
+
+def crop_flip(pad, padded, x, order, dy, dx, flip):
+    """augment/modern.go cropFlip, vectorised: image order[i]'s window at
+    (dy[i], dx[i]) of the padded images (one copy per offset), mirrored
+    left-right where flip[i]."""
+    out = x[order] if pad == 0 else np.empty((len(order),) + x.shape[1:], np.uint8)
+    if pad:
+        h, w = x.shape[1:3]
+        for oy in range(2 * pad + 1):
+            for ox in range(2 * pad + 1):
+                sel = np.nonzero((dy == oy) & (dx == ox))[0]
+                out[sel] = padded[order[sel], oy:oy + h, ox:ox + w]
     if flip is not None:
         out[flip] = out[flip][:, :, ::-1]
     return out
+
+
+def pad_images(x, pad, mode, value):
+    """The crop's padded images (np.pad reflect, or constant value): once per run."""
+    widths = ((0, 0), (pad, pad), (pad, pad), (0, 0))
+    return np.pad(x, widths, mode="reflect") if mode == "reflect" else np.pad(x, widths, constant_values=value)
 
 
 def main():
@@ -447,11 +464,7 @@ def run(ap, a):
     # Training batches: see the module doc for why NumPy epochs + a prefetched generator.
     rng = np.random.default_rng(r.seed)
     phase = rng.random(n_fit) < 0.5  # the alternate flip's per-image coin
-    padded = None
-    if r.crop_pad:
-        p = r.crop_pad
-        pad = ((0, 0), (p, p), (p, p), (0, 0))
-        padded = np.pad(x_fit, pad, mode="reflect") if r.crop_mode == "reflect" else np.pad(x_fit, pad, constant_values=r.crop_value)
+    padded = pad_images(x_fit, r.crop_pad, r.crop_mode, r.crop_value) if r.crop_pad else None
     y_fit_hot = keras.utils.to_categorical(y_fit, classes).astype(np.float32)
     per_epoch = min(n_fit, steps * r.batch)
 

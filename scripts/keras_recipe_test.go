@@ -3,19 +3,23 @@ package scripts
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/cifar-pipeline/cifar-pipeline/augment"
 	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/export"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
+	"github.com/cifar-pipeline/cifar-pipeline/internal/enginetest"
 	"github.com/cifar-pipeline/cifar-pipeline/internal/testenv"
 	"github.com/cifar-pipeline/cifar-pipeline/schedule"
 )
@@ -415,5 +419,87 @@ func TestKerasRecipeRejectsBadInput(t *testing.T) {
 				t.Errorf("wrote %s (stat: %v)", out, err)
 			}
 		})
+	}
+}
+
+// TestKerasRecipeAugmentMatchesGo: the script's vectorised crop + flip
+// (crop_flip on pad_images) writes the same pixels as augment's
+// ApplyModern for the same draws, with reflect and constant padding; and
+// its alternate flip mirrors every image in exactly one of two
+// consecutive epochs (airbench's derandomised flip, augment.FlipAlternate).
+func TestKerasRecipeAugmentMatchesGo(t *testing.T) {
+	const n, pad = 40, 2
+	img, _ := recipeImages(n)
+	rng := rand.New(rand.NewPCG(5, 9))
+	draws := make([]augment.Draw, n)
+	var drawBytes []byte
+	for i := range draws {
+		draws[i] = augment.Draw{CropY: rng.IntN(2*pad + 1), CropX: rng.IntN(2*pad + 1), Flip: rng.IntN(2) == 1}
+		flip := byte(0)
+		if draws[i].Flip {
+			flip = 1
+		}
+		drawBytes = append(drawBytes, byte(draws[i].CropY), byte(draws[i].CropX), flip)
+	}
+	dir := t.TempDir()
+	enginetest.WriteRaw(t, filepath.Join(dir, "images.u8"), img)
+	enginetest.WriteRaw(t, filepath.Join(dir, "draws.u8"), drawBytes)
+	for _, mode := range []augment.PadMode{augment.PadReflect, augment.PadConstant} {
+		p := augment.Params{Crop: augment.Crop{Padding: pad, Mode: mode, Value: 7}}
+		want := make([]uint8, len(img))
+		for i := range n {
+			p.ApplyModern(want[i*3072:(i+1)*3072], img[i*3072:(i+1)*3072], 32, 32, 3, &draws[i])
+		}
+		out := testenv.RunPython(t, `
+import sys
+import numpy as np
+sys.path.insert(0, ".")
+import keras_recipe as kr
+d, n, pad, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+x = np.fromfile(d + "/images.u8", np.uint8).reshape(n, 32, 32, 3)
+dr = np.fromfile(d + "/draws.u8", np.uint8).reshape(n, 3).astype(np.int64)
+order = np.arange(n)[::-1]  # a visiting order that is not the identity
+out = kr.crop_flip(pad, kr.pad_images(x, pad, mode, 7), x, order, dr[order, 0], dr[order, 1], dr[order, 2] == 1)
+sys.stdout.buffer.write(out[::-1].tobytes())
+`, dir, strconv.Itoa(n), strconv.Itoa(pad), mode.String())
+		if len(out) != len(want) {
+			t.Fatalf("%v: script wrote %d bytes, want %d", mode, len(out), len(want))
+		}
+		for i := range want {
+			if out[i] != want[i] {
+				t.Fatalf("%v: image %d pixel byte %d: script %d, Go %d", mode, i/3072, i%3072, out[i], want[i])
+			}
+		}
+	}
+
+	out := testenv.RunPython(t, `
+import sys, types
+import numpy as np
+sys.path.insert(0, ".")
+import keras_recipe as kr
+x = np.fromfile(sys.argv[1] + "/images.u8", np.uint8).reshape(-1, 32, 32, 3)
+n = len(x)
+r = types.SimpleNamespace(crop_pad=0, flip="alternate")
+rng = np.random.default_rng(1)
+phase = rng.random(n) < 0.5
+flipped = []
+for e in range(4):
+    order = rng.permutation(n)
+    out = kr.epoch_images(r, None, x, e, order, rng, phase)
+    f = np.zeros(n, bool)
+    f[order] = np.all(out == x[order][:, :, ::-1], axis=(1, 2, 3)) & ~np.all(out == x[order], axis=(1, 2, 3))
+    assert np.all(f[order] | np.all(out == x[order], axis=(1, 2, 3))), "an image neither plain nor mirrored"
+    flipped.append(f)
+print(int(np.sum(flipped[0] ^ flipped[1])), int(np.sum(flipped[1] ^ flipped[2])), int(np.sum(flipped[0] == flipped[2])), int(np.sum(flipped[0])))
+`, dir)
+	var a, b, c, first int
+	if _, err := fmt.Sscan(string(out), &a, &b, &c, &first); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if a != n || b != n || c != n {
+		t.Errorf("alternate flip: %d and %d of %d images change between consecutive epochs, %d keep epoch 0's flip in epoch 2; want all", a, b, n, c)
+	}
+	if first == 0 || first == n {
+		t.Errorf("alternate flip: %d of %d images flipped in epoch 0; want a fair coin's share", first, n)
 	}
 }
