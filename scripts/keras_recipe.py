@@ -438,7 +438,9 @@ def run(ap, a):
         tf.config.threading.set_inter_op_parallelism_threads(inter)
     if a.print_schedule:
         sched = learning_rate(keras, lr_cfg)
-        rates = [float(sched(tf.constant(s, tf.int64))) if not isinstance(sched, (int, float)) else float(np.float32(sched))
+        if sched is None:  # no learning_rate key: the optimizer's Keras default
+            sched = float(make_optimizer(keras, r.optimizer, None).learning_rate)
+        rates = [float(sched(tf.constant(s, tf.int64))) if callable(sched) else float(np.float32(sched))
                  for s in range(a.print_schedule)]
         print(json.dumps({"learning_rate": rates}))
         return
