@@ -553,10 +553,11 @@ def run(ap, a):
           f"test {test_acc:.4f}{tta}, {ips} img/s, peak RSS {res['peak_rss_mib']:.0f} MiB")
 
 
-def tta_accuracy(tf, model, x, y, batch, translate):
-    """graph/forward.go tta: 0.5 * (f(x) + f(mirror x)); with translate t,
-    0.5 * that + 0.25 * (the same on x shifted up-left by t + down-right by t),
-    reflect padding (airbench's infer_mirror_translate)."""
+def tta_predict(tf, model, x, batch, translate):
+    """graph/forward.go tta's probabilities on x (preprocessed float32): 0.5 *
+    (f(x) + f(mirror x)); with translate t, 0.5 * that + 0.25 * (the same on x
+    shifted up-left by t + down-right by t), reflect padding (airbench's
+    infer_mirror_translate)."""
     h, w = x.shape[1:3]
 
     def mirror(xb):
@@ -572,10 +573,11 @@ def tta_accuracy(tf, model, x, y, batch, translate):
         shifted = mirror(padded[:, :h, :w]) + mirror(padded[:, 2 * t:2 * t + h, 2 * t:2 * t + w])
         return mean * 0.5 + shifted * 0.25
 
-    correct = 0
-    for i in range(0, len(x), batch):
-        correct += int(np.sum(np.argmax(predict(tf.constant(x[i:i + batch])).numpy(), axis=1) == y[i:i + batch]))
-    return correct / len(x)
+    return np.concatenate([predict(tf.constant(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
+
+
+def tta_accuracy(tf, model, x, y, batch, translate):
+    return float(np.mean(np.argmax(tta_predict(tf, model, x, batch, translate), axis=1) == y))
 
 
 if __name__ == "__main__":

@@ -503,3 +503,84 @@ print(int(np.sum(flipped[0] ^ flipped[1])), int(np.sum(flipped[1] ^ flipped[2]))
 		t.Errorf("alternate flip: %d of %d images flipped in epoch 0; want a fair coin's share", first, n)
 	}
 }
+
+// TestKerasRecipeTTAMatchesGo: the script's TTA (tta_predict: mirror +
+// translate 1) on Go's weights, loaded into model_from_json of Go's
+// architecture JSON, gives Go's PredictBatchTTA probabilities. The weights
+// are a few SGD steps away from the initialisation so that the
+// augmentations change the output by more than the tolerance.
+func TestKerasRecipeTTAMatchesGo(t *testing.T) {
+	const n = 32
+	run, cfg, net := recipeRunDir(t, recipeYAML)
+	img, labels := recipeImages(n)
+	for i := range labels {
+		labels[i] %= 10
+	}
+	opt, err := graph.NewOptimizer(enginetest.Optimizer("sgd", "learning_rate", 0.5, "momentum", 0.9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := graph.Compile(net, graph.Options{Seed: cfg.Seed, Normalize: cfg.Data.Normalize, Mean: cfg.Data.Mean, Std: cfg.Data.Std,
+		Classes: cfg.Data.Classes, Optimizer: opt, TTATranslate: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := m.InitFromData(img, n); err != nil {
+		t.Fatal(err)
+	}
+	for step := range 5 {
+		if _, err := m.TrainStep(img, labels, n, 1, int64(step)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plain, err := m.PredictBatch(img, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tta, err := m.PredictBatchTTA(img, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	weights := filepath.Join(dir, "go.weights.h5")
+	if err := export.WeightsH5(m, weights); err != nil {
+		t.Fatal(err)
+	}
+	enginetest.WriteRaw(t, filepath.Join(dir, "images.u8"), img)
+	out := testenv.RunPython(t, `
+import json, os, sys, types
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import numpy as np
+sys.path.insert(0, ".")
+import keras_recipe as kr
+import tensorflow as tf
+import keras
+d, run, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+model = keras.models.model_from_json(open(run + "/cifar10_architecture.json").read())
+model.load_weights(d + "/go.weights.h5")
+r = types.SimpleNamespace(normalize=True, mean=[0.4914, 0.4822, 0.4465], std=[0.2470, 0.2435, 0.2616])
+x = kr.preprocess(np.fromfile(d + "/images.u8", np.uint8).reshape(n, 32, 32, 3), r)
+print(json.dumps([float(v) for v in kr.tta_predict(tf, model, x, 16, 1).ravel()]))
+`, dir, run, strconv.Itoa(n))
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var got []float64
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &got); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(got) != len(tta) {
+		t.Fatalf("script returned %d probabilities, Go %d", len(got), len(tta))
+	}
+	var diff, moved float64
+	for i := range tta {
+		diff = max(diff, math.Abs(got[i]-float64(tta[i])))
+		moved = max(moved, math.Abs(float64(tta[i]-plain[i])))
+	}
+	t.Logf("TTA probabilities: script vs Go %.2g; TTA vs plain (Go) %.2g", diff, moved)
+	if moved < 1e-3 {
+		t.Fatalf("TTA changes Go's output by only %.2g: the comparison would be vacuous", moved)
+	}
+	if diff > 1e-5 {
+		t.Errorf("the script's TTA differs from Go's PredictBatchTTA by %.2g", diff)
+	}
+}
