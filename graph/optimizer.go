@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"path"
 	"slices"
 	"strings"
 
@@ -56,6 +57,13 @@ type Base struct {
 	UseEMA                bool    `mapstructure:"use_ema"`
 	EMAMomentum           float64 `mapstructure:"ema_momentum"`
 	EMAOverwriteFrequency int     `mapstructure:"ema_overwrite_frequency"`
+	// LRMultipliers scales the learning rate (not the weight decay) of
+	// the weights whose name, layer/param, matches a pattern (path.Match
+	// syntax): airbench's 64× rate for BatchNormalization biases,
+	// {"*/beta": 64}. Not a Keras argument — Keras has one rate per
+	// optimizer, as PyTorch's parameter groups have several — so the Keras
+	// files do not carry it.
+	LRMultipliers map[string]float64 `mapstructure:"learning_rate_multipliers"`
 
 	schedule     schedule.Schedule
 	scheduleArgs map[string]any // the config's schedule mapping, if any
@@ -69,6 +77,15 @@ func (b *Base) base() *Base { return b }
 func (b *Base) validateBase() error {
 	if err := finiteIn("weight_decay", b.WeightDecay, 0, math.Inf(1), false, true); err != nil {
 		return err
+	}
+	for _, pat := range slices.Sorted(maps.Keys(b.LRMultipliers)) {
+		key := "learning_rate_multipliers." + pat
+		if _, err := path.Match(pat, ""); err != nil {
+			return fmt.Errorf("%s: not a pattern (%v); use layer/param names with * and ?, e.g. */beta", key, err)
+		}
+		if err := finiteIn(key, b.LRMultipliers[pat], 0, math.Inf(1), true, true); err != nil {
+			return err
+		}
 	}
 	if b.EMAOverwriteFrequency < 0 {
 		return fmt.Errorf("ema_overwrite_frequency: %d must be >= 1 (or leave it out)", b.EMAOverwriteFrequency)
@@ -304,6 +321,10 @@ func (m *Model) buildOptimizer(s *op.Scope) error {
 		u.lr = m.lr
 	}
 	b := m.opt.base()
+	mults, err := b.multipliers(m.Weights)
+	if err != nil {
+		return err
+	}
 	var applies []*tf.Operation
 	for i, w := range m.Weights {
 		g := m.grads[i]
@@ -316,6 +337,10 @@ func (m *Model) buildOptimizer(s *op.Scope) error {
 			decay := op.AssignSubVariableOp(ds.SubScope("AssignSubVariableOp"), w.handle,
 				op.Mul(ds.SubScope("Mul"), op.Mul(ds.SubScope("Mul"), read, u.F(b.WeightDecay)), u.lr))
 			wu.scope = s.WithControlDependencies(decay)
+		}
+		if k, ok := mults[w]; ok {
+			// After the decay, which keeps the optimizer's own rate.
+			wu.lr = op.Mul(s.SubScope("learning_rate_multiplier"), u.lr, u.F(k))
 		}
 		apply := m.opt.Update(&wu, w, g)
 		if b.UseEMA {
@@ -350,6 +375,45 @@ func OptimizerClass(o Optimizer) string {
 		return k.Class
 	}
 	return ""
+}
+
+// multipliers resolves learning_rate_multipliers against the trainable
+// weights: a weight two patterns match, or a pattern no weight matches, is
+// an error (a typo would otherwise leave the rate unchanged).
+func (b *Base) multipliers(weights []*Variable) (map[*Variable]float64, error) {
+	if len(b.LRMultipliers) == 0 {
+		return nil, nil
+	}
+	key := "train.optimizer.learning_rate_multipliers"
+	out := map[*Variable]float64{}
+	used := map[string]bool{}
+	var names []string
+	for _, w := range weights {
+		names = append(names, w.Name)
+		var hit string
+		for _, pat := range slices.Sorted(maps.Keys(b.LRMultipliers)) {
+			if ok, _ := path.Match(pat, w.Name); !ok {
+				continue
+			}
+			if hit != "" {
+				return nil, config.KeyErrorf(key, "weight %s matches both %q and %q: make the patterns disjoint", w.Name, hit, pat)
+			}
+			hit = pat
+		}
+		if hit != "" {
+			out[w], used[hit] = b.LRMultipliers[hit], true
+		}
+	}
+	for _, pat := range slices.Sorted(maps.Keys(b.LRMultipliers)) {
+		if !used[pat] {
+			ex := names
+			if len(ex) > 4 {
+				ex = ex[:4]
+			}
+			return nil, config.KeyErrorf(key+"."+pat, "matches no trainable weight (they are named layer/param: %s, ...)", strings.Join(ex, ", "))
+		}
+	}
+	return out, nil
 }
 
 // updateAverage adds the moving average of weight w after its update:

@@ -166,7 +166,8 @@ func zoo() []parityCase {
 		// (Keras's ema_overwrite_frequency; 3 steps cover one overwrite).
 		{name: "whitened/sgd+ema_overwrite", layers: enginetest.WhitenedNet(), labelSmoothing: 0.2,
 			mean: []float64{0.4914, 0.4822, 0.4465}, std: []float64{0.2470, 0.2435, 0.2616},
-			opt: enginetest.Optimizer("sgd", "momentum", 0.85, "nesterov", true, "weight_decay", 0.005, "use_ema", true, "ema_momentum", 0.5, "ema_overwrite_frequency", 2)},
+			opt: enginetest.Optimizer("sgd", "momentum", 0.85, "nesterov", true, "weight_decay", 0.005, "use_ema", true, "ema_momentum", 0.5, "ema_overwrite_frequency", 2,
+				"learning_rate_multipliers", map[string]any{"*/beta": 64.0})},
 		// SGD, whose update is linear in the gradient: RMSprop would scale
 		// the ~1e-7 rounding differences of tiny gradients up to lr size.
 		{name: "residual", layers: enginetest.SmallResNet(), opt: enginetest.Optimizer("sgd", "momentum", 0.9, "nesterov", true)},
@@ -279,7 +280,7 @@ func runParity(t *testing.T, tc parityCase) {
 	spec, _ := json.Marshal(map[string]any{
 		"classes": 10, "batches": steps, "layers": specLayers, "fused_batchnorm": tc.fusedBN, "label_smoothing": tc.labelSmoothing, "mean": tc.mean, "std": tc.std,
 		"precision": tc.precision.OrDefault(),
-		"optimizer": map[string]any{"class": graph.OptimizerClass(opt), "config": optCfg},
+		"optimizer": map[string]any{"class": graph.OptimizerClass(opt), "config": optCfg, "lr_multipliers": tc.opt.Args["learning_rate_multipliers"]},
 	})
 	enginetest.WriteRaw(t, filepath.Join(dir, "spec.json"), spec)
 	images, labels := enginetest.ParityBatches(batch * steps)
