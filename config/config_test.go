@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"errors"
 	"math"
 	"os"
@@ -343,4 +344,28 @@ func indent(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestSetInsideOptimizerMapping: --set of one key inside the optimizer's
+// mapping or its schedule changes that key and keeps the file's others.
+func TestSetInsideOptimizerMapping(t *testing.T) {
+	p := writeConfig(t, "train:\n  optimizer:\n    name: sgd\n    momentum: 0.85\n    learning_rate: {schedule: one_cycle, initial_learning_rate: 0.3, warmup_target: 1.5, warmup_steps: 180, decay_steps: 604}\n")
+	cfg, err := Load(p, []string{"train.optimizer.learning_rate.warmup_steps=2", "train.optimizer.nesterov=true", "train.optimizer.learning_rate.decay_steps=3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := cfg.Train.Optimizer
+	lr, _ := o.Args["learning_rate"].(map[string]any)
+	want := map[string]any{"schedule": "one_cycle", "initial_learning_rate": 0.3, "warmup_target": 1.5, "warmup_steps": 2, "decay_steps": 3}
+	if len(lr) != len(want) {
+		t.Fatalf("learning_rate = %v, want %v", lr, want)
+	}
+	for k, w := range want {
+		if fmt.Sprint(lr[k]) != fmt.Sprint(w) {
+			t.Errorf("learning_rate.%s = %v, want %v", k, lr[k], w)
+		}
+	}
+	if o.Name != "sgd" || fmt.Sprint(o.Args["momentum"]) != "0.85" || o.Args["nesterov"] != true {
+		t.Errorf("optimizer = %+v: a --set inside it lost the file's keys", o)
+	}
 }

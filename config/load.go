@@ -63,6 +63,10 @@ func Load(path string, sets []string) (Config, error) {
 		if err := yaml.Unmarshal([]byte(val), &parsed); err != nil || parsed == nil {
 			parsed = val
 		}
+		if rest, ok := strings.CutPrefix(k, optimizerSection+"."); ok {
+			setInMapping(v, optimizerSection, rest, parsed)
+			continue
+		}
 		v.Set(k, parsed)
 	}
 
@@ -163,6 +167,39 @@ func knownKeys(t reflect.Type, prefix string) map[string]reflect.Type {
 				out[kk] = tt
 			}
 		}
+	}
+	return out
+}
+
+const optimizerSection = "train.optimizer"
+
+// setInMapping sets the dotted key rest inside the mapping at section by
+// merging it into a copy of that mapping: viper's Set of a key below a free
+// mapping (the optimizer's arguments, its learning_rate schedule) would
+// otherwise hide every sibling key the file gave there.
+func setInMapping(v *viper.Viper, section, rest string, val any) {
+	m := copyMapping(v.GetStringMap(section))
+	parts := strings.Split(rest, ".")
+	cur := m
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := cur[p].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			cur[p] = next
+		}
+		cur = next
+	}
+	cur[parts[len(parts)-1]] = val
+	v.Set(section, m)
+}
+
+func copyMapping(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if sub, ok := v.(map[string]any); ok {
+			v = copyMapping(sub)
+		}
+		out[k] = v
 	}
 	return out
 }

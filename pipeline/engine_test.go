@@ -307,8 +307,10 @@ func TestSchedulesAndCallbacks(t *testing.T) {
 			if code == 0 || !strings.Contains(line, tc.want) {
 				t.Errorf("%v: exit %d, error %q, want one line with %q", tc.sets, code, line, tc.want)
 			}
-			if _, err := os.Stat(filepath.Join(out, "checkpoints")); err == nil {
-				t.Errorf("%v: a refused run trained", tc.sets)
+			for _, f := range []string{"checkpoints", "config.resolved.yaml", "run.json"} {
+				if _, err := os.Stat(filepath.Join(out, f)); err == nil {
+					t.Errorf("%v: a refused run wrote %s", tc.sets, f)
+				}
 			}
 		}
 	})

@@ -146,6 +146,7 @@ func (j *Job) Run(ctx context.Context) (*Result, error) {
 		{"build the model", r.buildModel},
 		{"restore", r.restore},
 		{"load data", r.loadData},
+		{"check the schedule", r.checkSchedule},
 		{"initialize from data", r.initFromData},
 		{"write the config", r.writeConfig},
 		{"preview", r.preview},
@@ -396,6 +397,18 @@ func (r *jobRun) loadData(ctx context.Context) error {
 	return nil
 }
 
+// checkSchedule refuses a learning-rate schedule whose warmup outlasts the
+// run, once the data fixes the steps per epoch and before anything is
+// written to the run directory.
+func (r *jobRun) checkSchedule(context.Context) error {
+	cfg := r.cfg
+	steps := train.StepsPerEpoch(r.fit.Len(), cfg.Train.BatchSize, cfg.Train.StepsPerEpoch)
+	if err := schedule.CheckRun(graph.Schedule(r.opt), int64(steps*cfg.Train.Epochs)); err != nil {
+		return cfg.Source.Wrap(keyedErr(err))
+	}
+	return nil
+}
+
 // initFromData computes the weights whose initializer reads the training
 // images (patch_whitening) on a fresh run, from the first images of the
 // training set before augmentation. A resumed run and --init-from already
@@ -518,9 +531,6 @@ func (r *jobRun) train(ctx context.Context) error {
 		fmt.Fprintln(r.Log, "augment: transforms are set but augment.enabled is false; training without augmentation")
 	}
 	steps := train.StepsPerEpoch(data.Len(), cfg.Train.BatchSize, cfg.Train.StepsPerEpoch)
-	if err := schedule.CheckRun(graph.Schedule(r.opt), int64(steps*cfg.Train.Epochs)); err != nil {
-		return cfg.Source.Wrap(keyedErr(err))
-	}
 	if err := r.finishEpoch(ctx, valArrays, steps); err != nil {
 		return err
 	}
