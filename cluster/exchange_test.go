@@ -1,9 +1,9 @@
 package cluster
 
 import (
-	"net"
 	"testing"
 
+	"github.com/cifar-pipeline/cifar-pipeline/internal/testenv"
 	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/wamuir/graft/tensorflow/op"
 )
@@ -15,15 +15,7 @@ const exchangeFloats = 4_200_842
 // process (they serve until it exits) and returns worker 0's target.
 func startLoopback(tb testing.TB, n int) string {
 	tb.Helper()
-	var addrs []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		addrs = append(addrs, l.Addr().String())
-		l.Close()
-	}
+	addrs := testenv.FreeAddrs(tb, n)
 	s := &Spec{Path: "bench", Jobs: map[string][]string{WorkerJob: addrs}}
 	var target string
 	for i := range n {

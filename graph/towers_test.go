@@ -2,10 +2,10 @@ package graph
 
 import (
 	"errors"
-	"net"
 	"testing"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
+	"github.com/cifar-pipeline/cifar-pipeline/internal/testenv"
 
 	"github.com/cifar-pipeline/cifar-pipeline/cluster"
 )
@@ -15,15 +15,7 @@ import (
 // cannot be stopped) and returns the master's target and the towers.
 func startWorkers(t *testing.T, n int) (target string, towers []string) {
 	t.Helper()
-	var addrs []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs = append(addrs, l.Addr().String())
-		l.Close()
-	}
+	addrs := testenv.FreeAddrs(t, n)
 	spec := &cluster.Spec{Path: "test cluster", Jobs: map[string][]string{cluster.WorkerJob: addrs}}
 	for i := range n {
 		srv, err := cluster.Start(spec, cluster.WorkerJob, i)

@@ -168,23 +168,10 @@ def main(d):
     o = spec["optimizer"]
     cls = getattr(keras.optimizers, o["class"])
     if o.get("lr_multipliers"):
-        # Go's learning_rate_multipliers (not a Keras argument): the same
-        # optimizer with update_step's rate scaled per weight, as
-        # scripts/keras_recipe.py trains it.
-        import fnmatch
-        mults = o["lr_multipliers"]
-
-        class Multiplied(cls):
-            def update_step(self, gradient, variable, learning_rate):
-                # The TF backend passes the tf.Variable; its Keras variable has the path.
-                keras_var = self._trainable_variables[self._get_variable_index(variable)]
-                name = "/".join(keras_var.path.split("/")[-2:])
-                for pat, k in mults.items():
-                    if fnmatch.fnmatchcase(name, pat):
-                        learning_rate = learning_rate * k
-                return super().update_step(gradient, variable, learning_rate)
-
-        cls = Multiplied
+        # Go's learning_rate_multipliers (not a Keras argument).
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from keras_multipliers import with_lr_multipliers
+        cls = with_lr_multipliers(cls, o["lr_multipliers"])
     model.compile(optimizer=cls(**o["config"]),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=spec.get("label_smoothing", 0.0)),
                   metrics=["accuracy"])

@@ -270,28 +270,6 @@ def learning_rate(keras, lr):
         raise RecipeError(f"train.optimizer.learning_rate: {e}") from None
 
 
-def with_lr_multipliers(cls, mults):
-    """cls with graph/optimizer.go's learning_rate_multipliers: a weight named
-    layer/param matching a pattern updates at that multiple of the rate. Keras
-    has no such argument; the decoupled weight decay, which Keras applies
-    before update_step with the optimizer's own rate, keeps that rate, as Go's."""
-    import fnmatch
-
-    class Multiplied(cls):
-        def update_step(self, gradient, variable, learning_rate):
-            # The TF backend passes the tf.Variable; its Keras variable has the path.
-            keras_var = self._trainable_variables[self._get_variable_index(variable)]
-            name = "/".join(keras_var.path.split("/")[-2:])
-            for pat, k in mults.items():
-                if fnmatch.fnmatchcase(name, pat):
-                    learning_rate = learning_rate * k
-                    break
-            return super().update_step(gradient, variable, learning_rate)
-
-    Multiplied.__name__ = cls.__name__
-    return Multiplied
-
-
 def make_optimizer(keras, opt, lr):
     args = {k: v for k, v in opt.items() if k not in ("name", "learning_rate", "learning_rate_multipliers")}
     mults = opt.get("learning_rate_multipliers") or {}
@@ -304,6 +282,7 @@ def make_optimizer(keras, opt, lr):
     try:
         cls = getattr(keras.optimizers, OPTIMIZERS[opt["name"]])
         if mults:
+            from keras_multipliers import with_lr_multipliers
             cls = with_lr_multipliers(cls, {str(k): float(v) for k, v in mults.items()})
         return cls(**args)
     except (TypeError, ValueError) as e:

@@ -4,6 +4,7 @@ package testenv
 
 import (
 	"bytes"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,4 +63,20 @@ func RunPythonStdin(t testing.TB, script string, stdin []byte, args ...string) [
 		t.Fatalf("python: %v\n%s", err, stderr)
 	}
 	return out
+}
+
+// FreeAddrs returns n loopback addresses (127.0.0.1:port) whose ports were
+// free a moment ago, for test servers.
+func FreeAddrs(tb testing.TB, n int) []string {
+	tb.Helper()
+	var addrs []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		addrs = append(addrs, l.Addr().String())
+		l.Close()
+	}
+	return addrs
 }
