@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -21,31 +22,43 @@ func TestPrecisionRefused(t *testing.T) {
 		{"unknown precision", "bf16", []string{"runtime.precision", `"bf16" is not one of float32, mixed_bfloat16, mixed_float16`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			out, data, cfg := filepath.Join(dir, "out"), filepath.Join(dir, "no-data"), filepath.Join(dir, "c.yaml")
-			if err := os.WriteFile(cfg, []byte("name: precision\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			code, _, errs := runCLI(context.Background(), "run", "-c", cfg, "--set", "runtime.precision="+tc.precision, "--set", "output.dir="+out,
-				"--set", "data.dir="+data, "--set", "data.offline=true")
-			line := strings.TrimSpace(errs)
-			if code == 0 {
-				t.Fatal("exit 0")
-			}
-			if strings.Contains(line, "\n") {
-				t.Errorf("error is not one line:\n%s", errs)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(line, w) {
-					t.Errorf("error %q lacks %q", line, w)
-				}
-			}
-			entries, _ := os.ReadDir(out)
-			for _, e := range entries {
-				if e.Name() != ".lock" {
-					t.Errorf("run dir has %s after the refusal", e.Name())
-				}
-			}
+			refusedOffline(t, "name: precision\n", []string{"runtime.precision=" + tc.precision}, tc.want, ".lock")
 		})
+	}
+}
+
+// refusedOffline runs `pipeline run` on a config with body and the --set
+// values, with an empty offline data dir (so loading data would be the
+// error), and checks the refusal: a non-zero exit, one error line holding
+// every want, and no entry in the run dir but those named in allowed.
+func refusedOffline(t *testing.T, body string, sets, want []string, allowed ...string) {
+	t.Helper()
+	dir := t.TempDir()
+	out, data, cfg := filepath.Join(dir, "out"), filepath.Join(dir, "no-data"), filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"run", "-c", cfg, "--set", "output.dir=" + out, "--set", "data.dir=" + data, "--set", "data.offline=true"}
+	for _, s := range sets {
+		args = append(args, "--set", s)
+	}
+	code, _, errs := runCLI(context.Background(), args...)
+	line := strings.TrimSpace(errs)
+	if code == 0 {
+		t.Fatal("exit 0")
+	}
+	if strings.Contains(line, "\n") {
+		t.Errorf("error is not one line:\n%s", errs)
+	}
+	for _, w := range want {
+		if !strings.Contains(line, w) {
+			t.Errorf("error %q lacks %q", line, w)
+		}
+	}
+	entries, _ := os.ReadDir(out)
+	for _, e := range entries {
+		if !slices.Contains(allowed, e.Name()) {
+			t.Errorf("run dir has %s after the refusal", e.Name())
+		}
 	}
 }

@@ -574,23 +574,7 @@ func TestDivergedRunKeepsLastGoodCheckpoint(t *testing.T) {
 	if !slices.Equal(ns, []int{25}) {
 		t.Fatalf("checkpoints %v, want only epoch 1's [25]", ns)
 	}
-	sp, err := resolveSpec(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := graph.Compile(sp.net, graph.Options{Seed: cfg.Seed, Normalize: true, Classes: 10, Optimizer: sp.opt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if err := m.Restore(div.Checkpoint); err != nil {
-		t.Fatal(err)
-	}
-	w, err := m.GetWeights()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, a := range w {
+	for name, a := range checkpointWeights(t, cfg, div.Checkpoint) {
 		for _, v := range a.Data {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 				t.Fatalf("checkpoint %s holds a non-finite %s", div.Checkpoint, name)

@@ -28,31 +28,7 @@ func TestXLARefused(t *testing.T) {
 		{"yes in the file", "runtime:\n  xla: yes\n", nil, []string{"runtime.xla", `"yes" is not one of auto, true, false`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			out, data, cfg := filepath.Join(dir, "out"), filepath.Join(dir, "no-data"), filepath.Join(dir, "c.yaml")
-			if err := os.WriteFile(cfg, []byte(tc.file), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			args := []string{"run", "-c", cfg, "--set", "output.dir=" + out, "--set", "data.dir=" + data, "--set", "data.offline=true"}
-			for _, s := range tc.sets {
-				args = append(args, "--set", s)
-			}
-			code, _, errs := runCLI(context.Background(), args...)
-			line := strings.TrimSpace(errs)
-			if code == 0 {
-				t.Fatal("exit 0")
-			}
-			if strings.Contains(line, "\n") {
-				t.Errorf("error is not one line:\n%s", errs)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(line, w) {
-					t.Errorf("error %q lacks %q", line, w)
-				}
-			}
-			if entries, _ := os.ReadDir(out); len(entries) > 0 {
-				t.Errorf("run dir has %d entries after the refusal", len(entries))
-			}
+			refusedOffline(t, tc.file, tc.sets, tc.want)
 		})
 	}
 }
