@@ -2,7 +2,6 @@ package graph
 
 import (
 	"encoding/json"
-	"math/rand/v2"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,29 +12,6 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/internal/testenv"
 )
 
-// correlatedImages are noise images whose channels and neighbouring
-// pixels are correlated by different amounts, so that their 2×2 patches
-// have a covariance with well-separated eigenvalues (each eigenvector is
-// then determined up to its sign).
-func correlatedImages(n int, seed uint64) []uint8 {
-	rng := rand.New(rand.NewPCG(seed, 2))
-	img := make([]uint8, n*32*32*3)
-	for i := range n {
-		base := rng.Float64() * 120
-		for y := range 32 {
-			row := rng.NormFloat64() * 25
-			for x := range 32 {
-				px := rng.NormFloat64() * 12
-				for c := range 3 {
-					v := base + row*float64(c+1)/3 + px*float64(3-c) + rng.NormFloat64()*4*float64(c+1) + 40
-					img[((i*32+y)*32+x)*3+c] = uint8(min(255, max(0, v)))
-				}
-			}
-		}
-	}
-	return img
-}
-
 // TestPatchWhitening holds the patch_whitening kernel to airbench's
 // init_whitening_conv (legacy/airbench94.py: eigh of the patch covariance,
 // eigenvalues descending, eigenvectors / √(λ + 5e-4), then the negated
@@ -44,7 +20,7 @@ func correlatedImages(n int, seed uint64) []uint8 {
 // diag(λ / (λ + ε)).
 func TestPatchWhitening(t *testing.T) {
 	const n = 300
-	images := correlatedImages(n, 5)
+	images, _ := enginetest.CorrelatedImages(n, 5)
 	mean, std := []float64{0.4914, 0.4822, 0.4465}, []float64{0.2470, 0.2435, 0.2616}
 	m := compileNet(t, enginetest.WhitenedNet(), Options{Seed: 1, Normalize: true, Mean: mean, Std: std, Classes: 10, Optimizer: optimizer(t, "sgd")})
 	if !m.NeedsData() {

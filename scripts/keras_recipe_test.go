@@ -71,30 +71,6 @@ evaluate:
   tta_translate: 1
 `
 
-// recipeImages are n noise images (NHWC) whose channels and neighbouring
-// pixels are correlated by different amounts, so their 2×2 patches have
-// well-separated covariance eigenvalues (each whitening filter is then
-// fixed up to its sign), with labels.
-func recipeImages(n int) ([]uint8, []uint8) {
-	rng := rand.New(rand.NewPCG(11, 3))
-	img, labels := make([]uint8, n*32*32*3), make([]uint8, n)
-	for i := range n {
-		labels[i] = uint8(rng.IntN(10))
-		base := rng.Float64() * 120
-		for y := range 32 {
-			row := rng.NormFloat64() * 25
-			for x := range 32 {
-				px := rng.NormFloat64() * 12
-				for c := range 3 {
-					v := base + row*float64(c+1)/3 + px*float64(3-c) + rng.NormFloat64()*4*float64(c+1) + 40
-					img[((i*32+y)*32+x)*3+c] = uint8(min(255, max(0, v)))
-				}
-			}
-		}
-	}
-	return img, labels
-}
-
 // writeCIFAR writes images (NHWC) as CIFAR-10 binary batches: five
 // training batches of perBatch images, then test_batch.bin of the rest.
 func writeCIFAR(t *testing.T, dir string, img, labels []uint8, perBatch int) {
@@ -237,7 +213,7 @@ func TestKerasRecipeSchedule(t *testing.T) {
 func TestKerasRecipeTrains(t *testing.T) {
 	run, cfg, net := recipeRunDir(t, recipeYAML)
 	data := t.TempDir()
-	img, labels := recipeImages(5*40 + 60)
+	img, labels := enginetest.CorrelatedImages(5*40+60, 11)
 	writeCIFAR(t, data, img, labels, 40)
 	out := filepath.Join(t.TempDir(), "keras.json")
 	b, err := runRecipe(t, "--run-dir", run, "--data", data, "--json", out, "--threads", "1")
@@ -429,7 +405,7 @@ func TestKerasRecipeRejectsBadInput(t *testing.T) {
 // consecutive epochs (airbench's derandomised flip, augment.FlipAlternate).
 func TestKerasRecipeAugmentMatchesGo(t *testing.T) {
 	const n, pad = 40, 2
-	img, _ := recipeImages(n)
+	img, _ := enginetest.CorrelatedImages(n, 11)
 	rng := rand.New(rand.NewPCG(5, 9))
 	draws := make([]augment.Draw, n)
 	var drawBytes []byte
@@ -512,7 +488,7 @@ print(int(np.sum(flipped[0] ^ flipped[1])), int(np.sum(flipped[1] ^ flipped[2]))
 func TestKerasRecipeTTAMatchesGo(t *testing.T) {
 	const n = 32
 	run, cfg, net := recipeRunDir(t, recipeYAML)
-	img, labels := recipeImages(n)
+	img, labels := enginetest.CorrelatedImages(n, 11)
 	for i := range labels {
 		labels[i] %= 10
 	}

@@ -221,3 +221,27 @@ func WhitenedNet() []config.Layer {
 		Layer("activation", "activation", "softmax"),
 	}
 }
+
+// CorrelatedImages are n noise images (NHWC) whose channels and
+// neighbouring pixels are correlated by different amounts, so that their
+// 2×2 patches have a covariance with well-separated eigenvalues (each
+// patch-whitening filter is then fixed up to its sign), and random labels.
+func CorrelatedImages(n int, seed uint64) (images, labels []uint8) {
+	rng, lrng := rand.New(rand.NewPCG(seed, 2)), rand.New(rand.NewPCG(seed, 3))
+	images, labels = make([]uint8, n*32*32*3), make([]uint8, n)
+	for i := range n {
+		labels[i] = uint8(lrng.IntN(10))
+		base := rng.Float64() * 120
+		for y := range 32 {
+			row := rng.NormFloat64() * 25
+			for x := range 32 {
+				px := rng.NormFloat64() * 12
+				for c := range 3 {
+					v := base + row*float64(c+1)/3 + px*float64(3-c) + rng.NormFloat64()*4*float64(c+1) + 40
+					images[((i*32+y)*32+x)*3+c] = uint8(min(255, max(0, v)))
+				}
+			}
+		}
+	}
+	return images, labels
+}
