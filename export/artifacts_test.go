@@ -176,15 +176,7 @@ func testSavedModel(t *testing.T, layers []config.Layer) {
 	if err := SavedModel(m, dir); err != nil {
 		t.Fatal(err)
 	}
-	sm, err := LoadServing(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sm.Close()
-	got, err := sm.Predict(images, n)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := served(t, dir, SignatureDefault, images, n)
 	if d := maxAbsDiff(got, want); d > 1e-6 {
 		t.Errorf("Go SavedModel predicts differently: max abs diff %g", d)
 	}
@@ -193,15 +185,7 @@ func testSavedModel(t *testing.T, layers []config.Layer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tta, err := LoadServingSignature(dir, SignatureTTA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tta.Close()
-	gotTTA, err := tta.Predict(images, n)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gotTTA := served(t, dir, SignatureTTA, images, n)
 	for i := range want {
 		if d := math.Abs(float64(gotTTA[i]) - (float64(want[i])+float64(mirrored[i]))/2); d > 1e-6 {
 			t.Fatalf("serving_tta output %d: %g, want the mean of %g and %g", i, gotTTA[i], want[i], mirrored[i])
@@ -314,16 +298,7 @@ func TestTTATranslate(t *testing.T) {
 	if err := SavedModel(m, dir); err != nil {
 		t.Fatal(err)
 	}
-	sm, err := LoadServingSignature(dir, SignatureTTA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sm.Close()
-	served, err := sm.Predict(images, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := maxAbsDiff(served, want); d > 1e-6 {
+	if d := maxAbsDiff(served(t, dir, SignatureTTA, images, n), want); d > 1e-6 {
 		t.Errorf("serving_tta differs from mirror + translate by %g", d)
 	}
 }
@@ -349,6 +324,22 @@ func shifted(images []uint8, n, d int) []uint8 {
 				copy(out[dst:dst+3], images[src:src+3])
 			}
 		}
+	}
+	return out
+}
+
+// served is the prediction of the SavedModel in dir, through signature,
+// for n uint8 images.
+func served(t *testing.T, dir, signature string, images []uint8, n int) []float32 {
+	t.Helper()
+	sm, err := LoadServingSignature(dir, signature)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	out, err := sm.Predict(images, n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -74,15 +74,7 @@ func TestKerasLoadsGoKerasFiles(t *testing.T) {
 			if err := SavedModel(m, smDir); err != nil {
 				t.Fatal(err)
 			}
-			sm, err := LoadServing(smDir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := sm.Predict(images, n)
-			sm.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			want := served(t, smDir, SignatureDefault, images, n)
 			_, goAcc, err := train.Evaluate(context.Background(), m, &train.Arrays{Set: &pixels.Set{Images: images, Labels: labels, H: 32, W: 32, C: 3}, BatchSize: 50})
 			if err != nil {
 				t.Fatal(err)

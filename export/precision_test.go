@@ -55,15 +55,7 @@ func TestSavedModelFromMixedBFloat16(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sm, err := LoadServing(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sm.Close()
-	got, err := sm.Predict(images, n)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := served(t, dir, SignatureDefault, images, n)
 	if d := maxAbsDiff(got, want); d > 1e-6 {
 		t.Errorf("SavedModel of a mixed_bfloat16 model vs the float32 graph on its checkpoint: max abs diff %g > 1e-6", d)
 	}
