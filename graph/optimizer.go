@@ -387,11 +387,12 @@ func (b *Base) multipliers(weights []*Variable) (map[*Variable]float64, error) {
 	key := "train.optimizer.learning_rate_multipliers"
 	out := map[*Variable]float64{}
 	used := map[string]bool{}
+	pats := slices.Sorted(maps.Keys(b.LRMultipliers))
 	var names []string
 	for _, w := range weights {
 		names = append(names, w.Name)
 		var hit string
-		for _, pat := range slices.Sorted(maps.Keys(b.LRMultipliers)) {
+		for _, pat := range pats {
 			if ok, _ := path.Match(pat, w.Name); !ok {
 				continue
 			}
@@ -404,7 +405,7 @@ func (b *Base) multipliers(weights []*Variable) (map[*Variable]float64, error) {
 			out[w], used[hit] = b.LRMultipliers[hit], true
 		}
 	}
-	for _, pat := range slices.Sorted(maps.Keys(b.LRMultipliers)) {
+	for _, pat := range pats {
 		if !used[pat] {
 			ex := names
 			if len(ex) > 4 {
@@ -436,8 +437,8 @@ func (m *Model) updateAverage(u *Updater, w *Variable, after *tf.Operation, mome
 	}
 	next := op.AddV2(s.SubScope("next"), m.iteration.read, op.Const(s.SubScope("one"), int64(1)))
 	due := op.Equal(s.SubScope("due"), op.FloorMod(s.SubScope("FloorMod"), next, op.Const(s.SubScope("every"), int64(overwrite))), op.Const(s.SubScope("zero"), int64(0)))
-	os := s.SubScope("overwrite").WithControlDependencies(assign)
-	return op.AssignVariableOp(os.SubScope("AssignVariableOp"), w.handle, op.Select(os.SubScope("Select"), due, val, cur))
+	ws := s.SubScope("overwrite").WithControlDependencies(assign)
+	return op.AssignVariableOp(ws.SubScope("AssignVariableOp"), w.handle, op.Select(ws.SubScope("Select"), due, val, cur))
 }
 
 // UseAverages replaces every trainable weight by its moving average, as
