@@ -99,10 +99,8 @@ func kerasConfigModel(cfgJSON []byte, source string) (config.Model, []int, []map
 			return fail("layer %q (%s): %v", name, l.ClassName, err)
 		}
 		cl := config.Layer{Type: kind.Type, Name: name, Args: args}
-		if t, _ := l.Config["trainable"].(bool); !t {
-			if _, given := l.Config["trainable"]; given {
-				cl.Trainable = &t
-			}
+		if t, ok := l.Config["trainable"].(bool); ok && !t {
+			cl.Trainable = &t
 		}
 		if functional {
 			ins, err := inboundNames(l.InboundNodes)
