@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
+	"github.com/cifar-pipeline/cifar-pipeline/graph"
 )
 
 // TestProbeThisProcess: the test binary links the CPU wheel's libtensorflow
@@ -187,7 +188,7 @@ func TestCPUPlacementSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := out[0].Value().([]float32); v[0] != 1 || v[1] != 4 {
+	if v := graph.TensorValue(out[0]).([]float32); v[0] != 1 || v[1] != 4 {
 		t.Fatalf("got %v", v)
 	}
 }

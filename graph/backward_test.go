@@ -189,7 +189,7 @@ func TestDropoutMask(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return out[0].Value().([][]float32), out[1].Value().([][]float32)
+			return TensorValue(out[0]).([][]float32), TensorValue(out[1]).([][]float32)
 		}
 		ya, ma := run(1, 5)
 		yb, _ := run(1, 5)

@@ -602,7 +602,7 @@ func (m *Model) counter(v *Variable) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", v.Name, err)
 	}
-	return out[0].Value().(int64), nil
+	return TensorValue(out[0]).(int64), nil
 }
 
 func (m *Model) setCounter(v *Variable, n int64) error {
@@ -633,7 +633,7 @@ func (m *Model) RunState() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", m.runState.Name, err)
 	}
-	return []byte(out[0].Value().(string)), nil
+	return []byte(TensorValue(out[0]).(string)), nil
 }
 
 // LearningRate is the rate the optimizer applies at step (the number of
@@ -648,7 +648,7 @@ func (m *Model) LearningRate(step int64) (float64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", m.lrVar.Name, err)
 	}
-	return float64(out[0].Value().(float32)), nil
+	return float64(TensorValue(out[0]).(float32)), nil
 }
 
 // SetLearningRate sets a constant learning rate, as Keras's

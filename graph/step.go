@@ -63,7 +63,7 @@ func (m *Model) TrainStep(images, labels []uint8, n int, seed, step int64) (Step
 	if err != nil {
 		return StepResult{}, fmt.Errorf("train step: %s", FirstLine(err))
 	}
-	return StepResult{Loss: scalarFloat(out[0]), Correct: int(out[1].Value().(int32)), N: n}, nil
+	return StepResult{Loss: scalarFloat(out[0]), Correct: int(TensorValue(out[1]).(int32)), N: n}, nil
 }
 
 // TestStep computes loss and correct predictions without dropout or update.
@@ -87,7 +87,7 @@ func (m *Model) TestStepProbs(images, labels []uint8, n int, withProbs bool) (St
 	if err != nil {
 		return StepResult{}, nil, fmt.Errorf("test step: %s", FirstLine(err))
 	}
-	r := StepResult{Loss: scalarFloat(out[0]), Correct: int(out[1].Value().(int32)), N: n}
+	r := StepResult{Loss: scalarFloat(out[0]), Correct: int(TensorValue(out[1]).(int32)), N: n}
 	if !withProbs {
 		return r, nil, nil
 	}

@@ -3,6 +3,7 @@ package graph
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	tf "github.com/wamuir/graft/tensorflow"
@@ -65,9 +66,20 @@ func ToArray(t *tf.Tensor) (Array, error) {
 	return a, nil
 }
 
+// TensorValue is t.Value() with t kept alive until the copy is done:
+// graft's Value reads the C buffer after its last use of t, so the
+// garbage collector may run t's finalizer (TF_DeleteTensor) mid-copy, a
+// use-after-free seen as a rare SIGSEGV in decodeTensor under GC pressure.
+// Every read of a session output goes through it.
+func TensorValue(t *tf.Tensor) any {
+	v := t.Value()
+	runtime.KeepAlive(t)
+	return v
+}
+
 // scalarFloat reads a float32 scalar tensor.
 func scalarFloat(t *tf.Tensor) float64 {
-	switch v := t.Value().(type) {
+	switch v := TensorValue(t).(type) {
 	case float32:
 		return float64(v)
 	case float64:
