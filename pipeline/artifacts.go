@@ -307,6 +307,7 @@ func (a *artifacts) evaluation(net *graph.Net, set *dataset.Set, res *Result) er
 		TrainExamples: res.TrainN, ValExamples: res.ValN, TestExamples: n, ConfigYAML: string(a.cfgYAML),
 		Architecture: net.Summary(), Params: int64(res.Params), Metrics: metrics, History: h, TrainSeconds: train,
 		TFVersion: tf.Version(), Files: modelFiles(a.cfg.Output.SavedModel), Weights: res.weights(),
+		Inputs: modelInputs(a.cfg.Data, a.cfg.Output.SavedModel),
 	}
 	return report.WriteModelCard(a.dir.ModelCard(), card)
 }
@@ -323,6 +324,28 @@ func modelFiles(savedModel bool) []report.CardFile {
 		files = append(files, report.CardFile{Name: rundir.SavedModelName + "/", Load: fmt.Sprintf("tf.saved_model.load(%q)", rundir.SavedModelName)})
 	}
 	return files
+}
+
+// modelInputs says what pixels the model files take: the Keras files hold
+// the net alone, so a Python user must scale images as training did.
+func modelInputs(d config.Data, savedModel bool) string {
+	var scale []string
+	if d.Normalize {
+		scale = append(scale, "x / 255")
+	}
+	if len(d.Mean) > 0 {
+		scale = append(scale, fmt.Sprintf("(x − %v) / %v per channel", d.Mean, d.Std))
+	}
+	s := "Inputs: the Keras files take float32 RGB pixels (N, height, width, 3) "
+	if len(scale) == 0 {
+		s += "on the 0–255 scale, unscaled, as this run trained."
+	} else {
+		s += "scaled as this run trained: " + strings.Join(scale, ", then ") + "."
+	}
+	if savedModel {
+		s += " The SavedModel takes uint8 pixels and scales them itself."
+	}
+	return s
 }
 
 // weights says which weights the final artifacts hold.

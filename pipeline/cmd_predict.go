@@ -31,7 +31,8 @@ func newPredictCommand() *cobra.Command {
 			"Lanczos, and prints the top classes with probabilities. Directories are walked. A file that " +
 			"cannot be classified is reported on its own line and the rest still run; the exit code is 1 " +
 			"when any failed. A .keras file (Keras 3, e.g. trained by the notebook) is served directly; it is " +
-			"fed pixels divided by 255, as the notebook trains, and its class names come from classes.txt beside " +
+			"fed pixels scaled as config.resolved.yaml beside it says (a run directory's data.normalize, mean " +
+			"and std), else divided by 255 as the notebook trains, and its class names come from classes.txt beside " +
 			"it, else CIFAR-10's for a 10-class model.",
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

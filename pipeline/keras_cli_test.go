@@ -24,11 +24,14 @@ import (
 )
 
 // tinyKerasConfig is a run small enough for CLI tests: a conv net on a
-// synthetic set, one epoch.
+// synthetic set, one epoch, with per-channel standardisation (which the
+// .keras file does not carry).
 const tinyKerasConfig = `name: tiny
 seed: 3
 data:
   synthetic: {train: 128, test: 64}
+  mean: [0.5, 0.4, 0.3]
+  std: [0.2, 0.25, 0.3]
 model:
   layers:
     - {type: conv2d, filters: %d, kernel_size: 3, strides: 2}
@@ -120,6 +123,9 @@ func TestKerasFilesCLI(t *testing.T) {
 	card, err := os.ReadFile(filepath.Join(out1, "MODEL_CARD.md"))
 	if err != nil || !strings.Contains(string(card), "keras.models.load_model(\"model.keras\")") || !strings.Contains(string(card), "cifar10.weights.h5") {
 		t.Errorf("MODEL_CARD.md does not list the Keras files (%v)", err)
+	}
+	if want := "scaled as this run trained: x / 255, then (x − [0.5 0.4 0.3]) / [0.2 0.25 0.3] per channel."; !strings.Contains(string(card), want) {
+		t.Errorf("MODEL_CARD.md does not say how the Keras files' inputs are scaled (%q)", want)
 	}
 
 	t.Run("summary", func(t *testing.T) {
@@ -295,6 +301,45 @@ func TestKerasFileGarbageCLI(t *testing.T) {
 			}
 			if _, err := os.Stat(out); err == nil {
 				t.Errorf("a refused file created %s", out)
+			}
+		})
+	}
+}
+
+// TestKerasPreprocessBesideGarbage: predict -m FILE.keras reads the input
+// scaling from config.resolved.yaml beside it; a garbled one is one line
+// naming it, exit ≠ 0, rather than a silent /255.
+func TestKerasPreprocessBesideGarbage(t *testing.T) {
+	dir := t.TempDir()
+	good := goodKerasFiles(t, dir)
+	img := writePNGs(t, dir, 1)[0]
+	for _, tc := range []struct{ name, body, want string }{
+		{"not YAML", "data: [unclosed\n", "not valid YAML"},
+		{"std of zero", "data:\n  mean: [0.5, 0.5, 0.5]\n  std: [0, 1, 1]\n", "std"},
+		{"unknown key", "data:\n  standardise: true\n", "standardise"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sub := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_"))
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			k := filepath.Join(sub, "model.keras")
+			raw, err := os.ReadFile(good.keras)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeBytes(t, k, raw)
+			beside := writeBytes(t, filepath.Join(sub, "config.resolved.yaml"), []byte(tc.body))
+			code, stdout, errs := runCLI(context.Background(), "predict", "-m", k, img)
+			line := strings.TrimSpace(errs)
+			t.Logf("predict: %s", line)
+			if code == 0 || stdout != "" || strings.Contains(line, "\n") {
+				t.Fatalf("exit %d, stdout %q, stderr %q: want one line and exit ≠ 0", code, stdout, errs)
+			}
+			for _, w := range []string{beside, tc.want, "model.keras"} {
+				if !strings.Contains(line, w) {
+					t.Errorf("error %q lacks %q", line, w)
+				}
 			}
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/cifar-pipeline/cifar-pipeline/config"
 	"github.com/cifar-pipeline/cifar-pipeline/dataset"
 	"github.com/cifar-pipeline/cifar-pipeline/export"
 	"github.com/cifar-pipeline/cifar-pipeline/graph"
@@ -33,13 +34,17 @@ func isKerasModelFile(path string) bool {
 // kerasClassifier serves a .keras file through the engine's inference path.
 type kerasClassifier struct{ m *graph.Model }
 
-// openKerasClassifier compiles a .keras file with its weights. The graph
-// divides the uint8 pixels by 255, as the notebook scales its inputs.
+// openKerasClassifier compiles a .keras file with its weights, scaling the
+// uint8 pixels as kerasPreprocess says.
 func openKerasClassifier(path string) (*kerasClassifier, error) {
 	if err := kerasModelPath(path); err != nil {
 		return nil, err
 	}
-	m, err := export.OpenKeras(path, graph.Options{Normalize: true})
+	opts, err := kerasPreprocess(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := export.OpenKeras(path, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -48,6 +53,24 @@ func openKerasClassifier(path string) (*kerasClassifier, error) {
 		return nil, fmt.Errorf("%s: the model's input %v is not (height, width, channels) images", path, sh)
 	}
 	return &kerasClassifier{m: m}, nil
+}
+
+// kerasPreprocess is how the pixels fed to a .keras file are scaled. A
+// .keras file holds the net without the run's input scaling, so a run
+// directory's config.resolved.yaml beside it says what training fed
+// (data.normalize, data.mean, data.std: a preset with per-channel
+// standardisation would be served wrong by /255 alone); without one, the
+// pixels are divided by 255, as the notebook trains.
+func kerasPreprocess(path string) (graph.Options, error) {
+	beside := filepath.Join(filepath.Dir(path), rundir.ResolvedConfigName)
+	if !exists(beside) {
+		return graph.Options{Normalize: true}, nil
+	}
+	cfg, err := config.Load(beside, nil)
+	if err != nil {
+		return graph.Options{}, fmt.Errorf("%w (it says how %s's inputs are scaled; restore it, or copy %s elsewhere to serve it with /255)", err, filepath.Base(path), filepath.Base(path))
+	}
+	return graph.Options{Normalize: cfg.Data.Normalize, Mean: cfg.Data.Mean, Std: cfg.Data.Std}, nil
 }
 
 // kerasModelPath refuses, before any reading, what cannot be a .keras file.

@@ -61,8 +61,10 @@ type ModelCard struct {
 	Hardware Hardware
 	// Notes are free-form remarks (deviations from the notebook, quirks).
 	Notes []string
-	// Files are the run's model files and how to load each.
-	Files []CardFile
+	// Files are the run's model files and how to load each; Inputs says
+	// what pixels they take (a sentence or two under the table).
+	Files  []CardFile
+	Inputs string
 }
 
 // WriteModelCard writes MODEL_CARD.md for card. A zero card.Hardware is
@@ -163,7 +165,7 @@ func (c ModelCard) Markdown() string {
 		}
 	}
 
-	writeFiles(&b, c.Files)
+	writeFiles(&b, c.Files, c.Inputs)
 
 	p("## Training\n\n")
 	hw := c.Hardware

@@ -13,8 +13,8 @@ type CardFile struct {
 	Load string
 }
 
-// writeFiles renders the card's "Model files" section.
-func writeFiles(b *strings.Builder, files []CardFile) {
+// writeFiles renders the card's "Model files" section, inputs under it.
+func writeFiles(b *strings.Builder, files []CardFile, inputs string) {
 	if len(files) == 0 {
 		return
 	}
@@ -23,4 +23,7 @@ func writeFiles(b *strings.Builder, files []CardFile) {
 		fmt.Fprintf(b, "| `%s` | `%s` |\n", f.Name, f.Load)
 	}
 	b.WriteString("\n")
+	if inputs != "" {
+		fmt.Fprintf(b, "%s\n\n", inputs)
+	}
 }
