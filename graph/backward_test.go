@@ -91,8 +91,8 @@ func TestExplicitBackwardMatchesAddGradients(t *testing.T) {
 				t.Fatalf("forward differs: logits %g, loss %g vs %g", d, lossE, lossA)
 			}
 			for i, v := range explicit.Weights {
-				// Same kernels; a bias gradient sums in another order (BiasAddGrad on
-				// rows), ~1e-7 relative per partial sum.
+				// Same kernels; a conv's bias gradient sums in another order (a
+				// matmul with ones), ~1e-7 relative per partial sum.
 				if d := relDiff(ge[i].Data, ga[i].Data); d > 1e-5 || math.IsNaN(d) {
 					t.Errorf("grad %s: relative diff %.3g", v.Name, d)
 				}
