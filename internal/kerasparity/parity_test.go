@@ -74,8 +74,9 @@ const (
 // in float32 on the logits, Keras's softmax in bfloat16 and its loss on the
 // float32 cast of those probabilities (keras/src/losses/loss.py casts
 // y_pred to the loss dtype, which hides the softmax from _get_logits in
-// keras/src/backend/tensorflow/nn.py); Go sums a bias gradient in float32
-// (the rewrite casts dy for BiasAddGrad), Keras in bfloat16.
+// keras/src/backend/tensorflow/nn.py); Go sums a conv's bias gradient in
+// float32 (oneDNN's bfloat16 matmul ones·dy accumulates in float32 and
+// rounds once), Keras in bfloat16 (BiasAddGrad).
 //
 //   - Forward (logits, loss, inference output): one rounding, u. Measured
 //     0 for the logits, ≤ 5e-4 for the probabilities and the loss.
@@ -365,10 +366,11 @@ func runParity(t *testing.T, tc parityCase) {
 			// Keras sums a bias gradient in bfloat16 (BiasAddGrad on
 			// bfloat16 dy), thousands of terms with cancellation: on the
 			// residual net's 1×1 projection that is 0.003 for a float32
-			// gradient of 0.032. Go's sums dy in float32 (the rewrite casts
-			// it for BiasAddGrad), so its bias gradients are held to the
-			// float32 graph's (itself held to Keras's float32 by the
-			// float32 cases), and the weights after training to Keras's.
+			// gradient of 0.032. Go's conv sums dy in float32 (inside
+			// oneDNN's ones·dy matmul; a dense layer's BiasAddGrad gets dy
+			// cast to float32 by the rewrite), so its bias gradients are
+			// held to the float32 graph's (itself held to Keras's float32 by
+			// the float32 cases), and the weights after training to Keras's.
 			compare("grad "+v.Name+" (vs Go float32)", filepath.Join("g", v.Name+".f32"), grads[i].Data, func(got, _ []float32) float64 {
 				return enginetest.RelDiff(got, f32Grads[i].Data)
 			}, gradTol)
