@@ -22,9 +22,6 @@ import (
 	"github.com/cifar-pipeline/cifar-pipeline/train"
 )
 
-// freeAddrs returns n loopback addresses whose ports were free a moment ago.
-func freeAddrs(t *testing.T, n int) []string { return testenv.FreeAddrs(t, n) }
-
 // writeCluster writes a cluster.yaml with these worker addresses.
 func writeCluster(t *testing.T, addrs []string) string {
 	t.Helper()
@@ -107,7 +104,7 @@ func TestClusterRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts TensorFlow servers")
 	}
-	addrs := freeAddrs(t, 2)
+	addrs := testenv.FreeAddrs(t, 2)
 	clusterPath := writeCluster(t, addrs)
 	for i := range addrs {
 		startServer(t, clusterPath, i)
@@ -168,7 +165,7 @@ func TestClusterWorkerKilled(t *testing.T) {
 		t.Skip("starts TensorFlow servers")
 	}
 	bin := pipelineBinary(t)
-	addrs := freeAddrs(t, 2)
+	addrs := testenv.FreeAddrs(t, 2)
 	clusterPath := writeCluster(t, addrs)
 	worker0 := startServer(t, clusterPath, 0)
 
@@ -265,7 +262,7 @@ func TestClusterBadInput(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("worker: [127.0.0.1:1, nonsense]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	good := writeCluster(t, freeAddrs(t, 2))
+	good := writeCluster(t, testenv.FreeAddrs(t, 2))
 	for _, tc := range []struct {
 		args []string
 		want string
