@@ -224,7 +224,8 @@ type Runtime struct {
 	XLA XLAMode `mapstructure:"xla" yaml:"xla"`
 	// Precision is the Keras dtype policy the model computes in: float32,
 	// mixed_bfloat16 (bfloat16 compute, float32 variables, loss and
-	// optimiser) or mixed_float16 (GPU only).
+	// optimiser) or mixed_float16 (GPU only, with Keras's dynamic loss
+	// scaling).
 	Precision string `mapstructure:"precision" yaml:"precision"`
 	// TensorFlowLogs shows TensorFlow's own log lines (oneDNN, absl, MLIR),
 	// which are hidden by default; the --verbose flag does the same.

@@ -128,6 +128,9 @@ func (m *Model) restore(prefix string, vars []*Variable) error {
 			if strings.Contains(msg, "not found in checkpoint") && (v == m.runState || v == m.lrVar) {
 				continue // a checkpoint from before these existed: they keep their initial values
 			}
+			if strings.Contains(msg, "not found in checkpoint") && m.lossScale != nil && (v == m.lossScale.scale || v == m.lossScale.counter || v == m.lossScale.skipped) {
+				continue // a checkpoint of another precision: the loss scale starts afresh
+			}
 			if strings.Contains(msg, "not found in checkpoint") {
 				return fmt.Errorf("restore %s: checkpoint has no variable %s %v: it was written by a different architecture or optimiser", prefix, v.Name, v.Shape)
 			}

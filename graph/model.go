@@ -69,9 +69,13 @@ type Options struct {
 	// (DEADLINE_EXCEEDED). A cluster run needs it: when a worker dies,
 	// TensorFlow keeps retrying its gRPC channel and the step never ends.
 	OperationTimeout time.Duration
-	// Precision is the Keras dtype policy: float32 (the zero value too) or
-	// mixed_bfloat16 (see precision.go).
+	// Precision is the Keras dtype policy: float32 (the zero value too),
+	// mixed_bfloat16 or, on a GPU, mixed_float16 (see precision.go).
 	Precision Precision
+	// LossScale, when set, trains with dynamic loss scaling (Keras's
+	// LossScaleOptimizer, which wraps an optimizer under any policy);
+	// mixed_float16 always does, with Keras's defaults when it is nil.
+	LossScale *LossScale
 	// DenseUpdates makes every weight a resource variable updated by the
 	// optimizer's fused dense kernel (ResourceApplyRMSProp), never row by
 	// row on a reference variable (RMSprop's SparseApplyRMSProp, which has
@@ -135,6 +139,8 @@ type Model struct {
 	// learning_rate variable under a constant rate.
 	lr    tf.Output
 	lrVar *Variable
+	// lossScale scales the loss under mixed_float16 (nil otherwise).
+	lossScale *lossScaler
 	// Training path (dropout active, batch statistics).
 	logits, loss, correct tf.Output
 	grads                 []tf.Output
@@ -183,6 +189,16 @@ func Compile(net *Net, opts Options) (*Model, error) {
 	var err error
 	if opts.Precision, err = CheckPrecision(string(opts.Precision), gpu); err != nil {
 		return nil, err
+	}
+	if opts.Precision == MixedFloat16 && opts.LossScale == nil {
+		opts.LossScale = &LossScale{}
+	}
+	if opts.LossScale != nil {
+		l := opts.LossScale.orDefault()
+		if err := l.validate(); err != nil {
+			return nil, err
+		}
+		opts.LossScale = &l
 	}
 	m := &Model{Net: net, opts: opts, opt: opts.Optimizer, optName: OptimizerName(opts.Optimizer)}
 	s := op.NewScope()
@@ -240,6 +256,16 @@ func sessionOptions(o Options) (*tf.SessionOptions, error) {
 		// the float32 graph, its checkpoint and the SavedModel are the same
 		// in every precision.
 		cp.GraphOptions.RewriteOptions = &configpb.RewriterConfig{AutoMixedPrecisionOnednnBfloat16: configpb.RewriterConfig_ON}
+	}
+	if o.Precision == MixedFloat16 {
+		// The same rewrite for CUDA's float16 (auto_mixed_precision: on
+		// GPUs of compute capability 7.0 or later, the ops of TensorFlow's
+		// float16 allow list and the ops between them); the loss scaling
+		// is in the graph (loss_scale.go). TensorFlow's CPU emulation of
+		// it (auto_mixed_precision_cpu) is not offered: it aborts the
+		// process on the deep preset's graph (std::out_of_range in the
+		// rewrite, TensorFlow 2.18).
+		cp.GraphOptions.RewriteOptions = &configpb.RewriterConfig{AutoMixedPrecision: configpb.RewriterConfig_ON}
 	}
 	if o.Target != "" {
 		// Variables of this session are its own, not shared with other
@@ -335,6 +361,10 @@ func (m *Model) build(root *op.Scope) error {
 		}
 	}
 
+	if o.LossScale != nil {
+		m.lossScale = m.newLossScaler(root.SubScope(lossScaleName), *o.LossScale)
+	}
+
 	x := o.Preprocess().apply(root.SubScope("preprocess"), m.images)
 	var train *pass
 	var towers *towerStep
@@ -370,6 +400,16 @@ func (m *Model) build(root *op.Scope) error {
 	if err := root.Err(); err != nil {
 		return fmt.Errorf("build forward graph: %w", err)
 	}
+	// Under loss scaling the gradients are taken of loss·scale, weight
+	// penalties included (Keras scales the whole loss), then unscaled.
+	seed := func(s *op.Scope, x tf.Output) tf.Output { return x }
+	if ls := m.lossScale; ls != nil {
+		seed = ls.times
+		ss := root.SubScope("loss_scale")
+		for v, g := range regGrads {
+			regGrads[v] = ls.times(ss, g)
+		}
+	}
 	if towers != nil {
 		m.grads = towers.grads
 		bs := root.SubScope("penalty_grads")
@@ -383,9 +423,12 @@ func (m *Model) build(root *op.Scope) error {
 		for i, v := range m.Weights {
 			reads[i] = v.trainRead
 		}
-		m.grads = op.Gradients(root.SubScope("gradients"), []tf.Output{m.loss}, reads)
+		m.grads = op.Gradients(root.SubScope("gradients"), []tf.Output{seed(root.SubScope("loss_scale"), m.loss)}, reads)
 	} else {
-		m.grads = m.backward(root.SubScope("backward"), train, dlogits, regGrads)
+		m.grads = m.backward(root.SubScope("backward"), train, seed(root.SubScope("loss_scale"), dlogits), regGrads)
+	}
+	if ls := m.lossScale; ls != nil {
+		m.grads = ls.unscale(root.SubScope("loss_scale").SubScope("unscale"), m.grads)
 	}
 	if err := root.Err(); err != nil {
 		return fmt.Errorf("build gradients: %w", err)
@@ -503,6 +546,10 @@ func (m *Model) initialize() error {
 		case tf.Float:
 			if v == m.lrVar {
 				t, err = tf.NewTensor(float32(m.opt.LearningRate()))
+				break
+			}
+			if m.lossScale != nil && v == m.lossScale.scale {
+				t, err = tf.NewTensor(float32(m.lossScale.Initial))
 				break
 			}
 			fallthrough

@@ -328,6 +328,9 @@ func (m *Model) buildOptimizer(s *op.Scope) error {
 	var applies []*tf.Operation
 	for i, w := range m.Weights {
 		g := m.grads[i]
+		if m.lossScale != nil {
+			g = m.lossScale.gate(s.SubScope("loss_scale"), g)
+		}
 		wu := *u
 		if b.WeightDecay > 0 {
 			// var −= var·wd·lr, after the step's reads of var (its gradient
@@ -350,6 +353,12 @@ func (m *Model) buildOptimizer(s *op.Scope) error {
 	}
 	applies = append(applies, m.stateUpdates...)
 	inc := op.AssignAddVariableOp(s.WithControlDependencies(applies...), m.iteration.handle, op.Const(s.SubScope("Const"), int64(1)))
+	if m.lossScale != nil {
+		// A skipped step leaves inc dead, so the step's NoOp does not run
+		// either; the scale's update runs in every step.
+		m.trainOp = op.NoOp(s.WithControlDependencies(inc, m.lossScale.update(s.SubScope("loss_scale"))))
+		return s.Err()
+	}
 	m.trainOp = op.NoOp(s.WithControlDependencies(inc))
 	return s.Err()
 }

@@ -24,10 +24,9 @@ const (
 
 // CheckPrecision resolves a runtime.precision value ("" is float32) and
 // refuses what this runtime cannot run, given whether TensorFlow sees a GPU:
-// mixed_float16 needs one (float16 gradients underflow without the dynamic
-// loss scaling of Keras's LossScaleOptimizer, keras/src/optimizers/
-// loss_scale_optimizer.py, and the CPU has no fast float16 kernels). The
-// error is a one-line config.KeyError.
+// mixed_float16 needs one, as the CPU has no fast float16 kernels (it
+// trains with dynamic loss scaling, loss_scale.go). The error is a
+// one-line config.KeyError.
 func CheckPrecision(name string, gpu bool) (Precision, error) {
 	if name == "" {
 		return Float32, nil
@@ -36,11 +35,8 @@ func CheckPrecision(name string, gpu bool) (Precision, error) {
 		return "", config.KeyErrorf("runtime.precision", "%q is not one of %s%s", name, strings.Join(config.Precisions, ", "), suggestName(name, config.Precisions))
 	}
 	p := Precision(name)
-	if p == MixedFloat16 {
-		if !gpu {
-			return "", config.KeyErrorf("runtime.precision", "mixed_float16 needs a GPU (float16 training needs Keras's LossScaleOptimizer loss scaling and float16 kernels) and TensorFlow sees none: use mixed_bfloat16 or float32 on the CPU")
-		}
-		return "", config.KeyErrorf("runtime.precision", "mixed_float16 needs dynamic loss scaling (Keras's LossScaleOptimizer), which the engine does not build yet: use mixed_bfloat16 or float32")
+	if p == MixedFloat16 && !gpu {
+		return "", config.KeyErrorf("runtime.precision", "mixed_float16 needs a GPU (the CPU has no fast float16 kernels) and TensorFlow sees none: use mixed_bfloat16 or float32 on the CPU")
 	}
 	return p, nil
 }

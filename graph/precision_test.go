@@ -38,7 +38,7 @@ func TestCheckPrecision(t *testing.T) {
 		{in: "float32", want: Float32},
 		{in: "mixed_bfloat16", want: MixedBFloat16},
 		{in: "mixed_float16", err: "mixed_float16 needs a GPU"},
-		{in: "mixed_float16", gpu: true, err: "loss scaling"},
+		{in: "mixed_float16", gpu: true, want: MixedFloat16},
 		{in: "bfloat16", err: `"bfloat16" is not one of float32, mixed_bfloat16, mixed_float16`},
 		{in: "mixed_bfloat17", err: "did you mean mixed_bfloat16?"},
 		{in: "FLOAT32", err: "is not one of"},
@@ -87,7 +87,7 @@ func TestCompileRefusesPrecision(t *testing.T) {
 
 // The float32 default must stay the graph and session it was before
 // precision existed: no rewrite configured; mixed_bfloat16 turns on
-// exactly the oneDNN bfloat16 rewrite.
+// exactly the oneDNN bfloat16 rewrite, mixed_float16 the CUDA float16 one.
 func TestPrecisionSessionConfig(t *testing.T) {
 	decode := func(o Options) *configpb.ConfigProto {
 		so, err := sessionOptions(o)
@@ -107,8 +107,12 @@ func TestPrecisionSessionConfig(t *testing.T) {
 		t.Errorf("float32 session has rewrite options %v", ro)
 	}
 	ro := decode(Options{Precision: MixedBFloat16}).GraphOptions.RewriteOptions
-	if ro == nil || ro.AutoMixedPrecisionOnednnBfloat16 != configpb.RewriterConfig_ON {
+	if ro == nil || ro.AutoMixedPrecisionOnednnBfloat16 != configpb.RewriterConfig_ON || ro.AutoMixedPrecision != configpb.RewriterConfig_DEFAULT {
 		t.Errorf("mixed_bfloat16 session: rewrite options %v, want auto_mixed_precision_onednn_bfloat16 ON", ro)
+	}
+	ro = decode(Options{Precision: MixedFloat16}).GraphOptions.RewriteOptions
+	if ro == nil || ro.AutoMixedPrecision != configpb.RewriterConfig_ON || ro.AutoMixedPrecisionOnednnBfloat16 != configpb.RewriterConfig_DEFAULT || ro.AutoMixedPrecisionCpu != configpb.RewriterConfig_DEFAULT {
+		t.Errorf("mixed_float16 session: rewrite options %v, want auto_mixed_precision (CUDA float16) ON alone", ro)
 	}
 }
 

@@ -83,6 +83,9 @@ func (m *Model) buildTowers(s *op.Scope, vals map[*Node][]tf.Output) (*towerStep
 		corrects = append(corrects, op.Sum(ls.SubScope("Sum"), op.Cast(ls.SubScope("Cast"), op.Equal(ls.SubScope("Equal"), pred, labels), tf.Int32), i32(ls, 0)))
 		logits = append(logits, p.logits)
 		dlogits := op.Mul(ls.SubScope("Mul"), backprop, inv)
+		if m.lossScale != nil {
+			dlogits = m.lossScale.times(ls, dlogits)
+		}
 		for k, g := range m.backward(ds.SubScope("backward"), p, dlogits, nil) {
 			grads[k] = append(grads[k], g)
 		}

@@ -490,11 +490,30 @@ func (r *jobRun) saveCheckpoint() (string, error) {
 	if err := r.model.SetRunState(b); err != nil {
 		return "", fmt.Errorf("store run state: %w", err)
 	}
-	it, err := r.model.Iterations()
+	it, err := r.model.Steps()
 	if err != nil {
 		return "", err
 	}
 	return r.ckpts.Save(r.model, int(it))
+}
+
+// logLossScale says, for a loss-scaled run (mixed_float16), where the
+// scale ended and how many steps it skipped: a few at the start are the
+// scale finding its level, many later mean float16 overflows.
+func (r *jobRun) logLossScale() {
+	scale, _, ok, err := r.model.LossScale()
+	if !ok || err != nil {
+		return
+	}
+	steps, err := r.model.Steps()
+	if err != nil {
+		return
+	}
+	it, err := r.model.Iterations()
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(r.Log, "loss scale: %g at the end; %d of %d steps skipped for non-finite gradients\n", scale, steps-it, steps)
 }
 
 // train fits the model from wherever the checkpoint left it. A Ctrl-C
@@ -509,7 +528,7 @@ func (r *jobRun) train(ctx context.Context) error {
 	r.art = &artifacts{dir: r.dir, cfg: cfg, cfgYAML: r.cfgYAML, learningRate: r.opt.LearningRate(),
 		logsLearningRate: !constant || r.callbacks.AdjustsLearningRate()}
 	if r.latest != "" {
-		it, err := r.model.Iterations()
+		it, err := r.model.Steps()
 		if err != nil {
 			return err
 		}
@@ -600,6 +619,7 @@ func (r *jobRun) train(ctx context.Context) error {
 	var div *DivergedError
 	switch {
 	case err == nil:
+		r.logLossScale()
 		return nil
 	case errors.As(context.Cause(fitCtx), &div):
 		// The diverged step already applied its NaN update: the weights
@@ -639,7 +659,7 @@ func (r *jobRun) finishEpoch(ctx context.Context, val *train.Arrays, steps int) 
 	if p == nil {
 		return nil
 	}
-	it, err := r.model.Iterations()
+	it, err := r.model.Steps()
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,10 @@ defaults are Keras's defaults), then writes:
 DIR/out/logits.f32   logits on batch 0 (training=True): the input of the
                      final softmax,
 DIR/out/probs.f32    model output on batch 0 in inference mode (initial weights),
-DIR/out/loss.json    {"loss0": loss on batch 0, "step_losses": [...]},
+DIR/out/loss.json    {"loss0": loss on batch 0, "step_losses": [...], "loss_scale": [[dynamic_scale,
+                     step_counter, iterations] after each step] with "loss_scale" in spec.json
+                     ({"initial_scale", "dynamic_growth_steps"}: the optimizer wrapped in a
+                     LossScaleOptimizer)},
 DIR/out/g/<layer>/<weight>.f32     gradients on batch 0 (trainable weights),
 DIR/out/after/<layer>/<weight>.f32 every variable after one train_on_batch per
                      batch (the fit() code path; moving statistics included),
@@ -172,14 +175,21 @@ def main(d):
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from keras_multipliers import with_lr_multipliers
         cls = with_lr_multipliers(cls, o["lr_multipliers"])
-    model.compile(optimizer=cls(**o["config"]),
+    optimizer = cls(**o["config"])
+    if spec.get("loss_scale"):
+        # Go's LossScale: keras/src/optimizers/loss_scale_optimizer.py.
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, **spec["loss_scale"])
+    model.compile(optimizer=optimizer,
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=spec.get("label_smoothing", 0.0)),
                   metrics=["accuracy"])
-    losses = []
+    losses, scales = [], []
     for k in range(spec["batches"]):
         xk, yk = batch(k)
         r = model.train_on_batch(xk, yk, return_dict=True)
         losses.append(float(r["loss"]))
+        if spec.get("loss_scale"):
+            o = model.optimizer
+            scales.append([float(o.dynamic_scale.numpy()), int(o.step_counter.numpy()), int(o.iterations.numpy())])
     for key, w in variables(model):
         dump(os.path.join(out, "after", key + ".f32"), w.numpy())
     if model.optimizer.use_ema:
@@ -188,7 +198,7 @@ def main(d):
         for var, avg in zip(model.optimizer._trainable_variables, model.optimizer._model_variables_moving_average):
             dump(os.path.join(out, "ema", keys[id(var)] + ".f32"), avg.numpy())
     dump(os.path.join(out, "probs_after.f32"), model(x0, training=False))
-    json.dump({"loss0": float(loss0), "step_losses": losses}, open(os.path.join(out, "loss.json"), "w"))
+    json.dump({"loss0": float(loss0), "step_losses": losses, "loss_scale": scales}, open(os.path.join(out, "loss.json"), "w"))
 
 
 if __name__ == "__main__":

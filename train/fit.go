@@ -161,7 +161,7 @@ func Fit(ctx context.Context, m *graph.Model, data TrainData, o Options) ([]Epoc
 	if steps == 0 {
 		return nil, fmt.Errorf("fit: no training samples")
 	}
-	it0, err := m.Iterations()
+	it0, err := m.Steps()
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +187,7 @@ func Fit(ctx context.Context, m *graph.Model, data TrainData, o Options) ([]Epoc
 		if err := m.SetEpoch(int64(epoch + 1)); err != nil {
 			return history, err
 		}
-		it, err := m.Iterations()
+		it, err := m.Steps()
 		if err != nil {
 			return history, err
 		}

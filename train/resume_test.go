@@ -48,12 +48,44 @@ func TestResumeEquivalence(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		layers []config.Layer
-	}{{"small", enginetest.SmallNet()}, {"residual with batchnorm", enginetest.SmallResNet()}} {
-		t.Run(tc.name, func(t *testing.T) { testResume(t, tc.layers) })
+		scaled bool
+	}{{"small", enginetest.SmallNet(), false}, {"residual with batchnorm", enginetest.SmallResNet(), false},
+		// Steps that loss scaling skips do not count as optimizer
+		// iterations (Keras's neither) but do as steps of the epoch: the
+		// resume point is Model.Steps.
+		{"loss-scaled with skipped steps", enginetest.SmallNet(), true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			compile := func(t testing.TB, layers []config.Layer, opt string) *graph.Model {
+				return compileLayers(t, layers, opt)
+			}
+			if tc.scaled {
+				compile = compileLossScaled
+			}
+			testResume(t, tc.layers, compile)
+		})
 	}
 }
 
-func testResume(t *testing.T, layers []config.Layer) {
+// compileLossScaled compiles with a loss scale that overflows float32 at
+// first (2¹²⁶, raw 0–255 inputs), so that the first steps are skipped.
+func compileLossScaled(t testing.TB, layers []config.Layer, opt string) *graph.Model {
+	net, err := graph.NewNet(config.Model{Layers: layers}, []int{32, 32, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := graph.NewOptimizer(enginetest.Optimizer(opt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := graph.Compile(net, graph.Options{Seed: 1, Classes: 10, Optimizer: o, LossScale: &graph.LossScale{Initial: 0x1p126, GrowthSteps: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func testResume(t *testing.T, layers []config.Layer, compileLayers func(testing.TB, []config.Layer, string) *graph.Model) {
 	images, labels := tinyData(200, 10, 8)
 	data := func() *Arrays {
 		return &Arrays{Set: &pixels.Set{Images: images, Labels: labels, H: 32, W: 32, C: 3}, BatchSize: 32, Shuffle: true, Seed: 5}
@@ -73,9 +105,14 @@ func testResume(t *testing.T, layers []config.Layer) {
 	if _, err := Fit(ctx, first, data(), o); !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted fit returned %v, want context.Canceled", err)
 	}
-	it, _ := first.Iterations()
+	it, _ := first.Steps()
 	if it != 7+3 { // 200/32 → 7 steps per epoch
 		t.Fatalf("interrupted after %d steps, want 10", it)
+	}
+	if iters, _ := first.Iterations(); iters == it {
+		if _, _, scaled, _ := first.LossScale(); scaled {
+			t.Fatalf("no step was skipped: the loss-scaled case is vacuous")
+		}
 	}
 	mgr := CheckpointManager{Dir: t.TempDir(), Keep: 2}
 	prefix, err := mgr.Save(first, int(it))
