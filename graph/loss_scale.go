@@ -148,8 +148,8 @@ func (m *Model) Steps() (int64, error) {
 }
 
 // LossScale reads the current loss scale and finite-step counter; ok is
-// false when the model does not scale its loss (every precision but
-// mixed_float16).
+// false when the model does not scale its loss (no Options.LossScale, and
+// not mixed_float16).
 func (m *Model) LossScale() (scale float32, counter int64, ok bool, err error) {
 	ls := m.lossScale
 	if ls == nil {

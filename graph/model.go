@@ -139,7 +139,8 @@ type Model struct {
 	// learning_rate variable under a constant rate.
 	lr    tf.Output
 	lrVar *Variable
-	// lossScale scales the loss under mixed_float16 (nil otherwise).
+	// lossScale scales the loss when Options.LossScale is set (always
+	// under mixed_float16), nil otherwise.
 	lossScale *lossScaler
 	// Training path (dropout active, batch statistics).
 	logits, loss, correct tf.Output
