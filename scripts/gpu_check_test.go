@@ -2,6 +2,7 @@ package scripts
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -73,10 +74,62 @@ func TestGPUCheckRefusesWithoutGPU(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "TF_VARIANT=cuda make setup") {
 		t.Errorf("missing binary: exit %d, %q", code, stderr)
 	}
-	for _, args := range [][]string{{"--epochs", "1"}, {"--cases", "resnet"}, {"--precisions", "float64"}, {"--parity-steps", "1"}} {
+	for _, args := range [][]string{{"--epochs", "1"}, {"--cases", "resnet"}, {"--precisions", "float64"}, {"--precisions", "float32,mixed_bfloat16"}, {"--parity-steps", "1"}} {
 		code, _, stderr := runGPUCheck(t, nil, append([]string{"--pipeline", bin}, args...)...)
 		if code != 2 || !strings.Contains(stderr, "gpu_check: error: "+args[0]) {
 			t.Errorf("%v: exit %d, %q", args, code, stderr)
 		}
+	}
+}
+
+// TestGPUCheckPlan runs gpu_check --dry-run against a stand-in pipeline
+// that reports one GPU, and checks the runs it plans: each case in
+// float32 and mixed_float16 on the GPU with XLA off and on, and the CPU
+// references once, in float32 (mixed_float16 is refused on a CPU), with
+// the GPU hidden.
+func TestGPUCheckPlan(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not on PATH")
+	}
+	fake := filepath.Join(t.TempDir(), "pipeline")
+	script := "#!/bin/sh\n[ \"$1\" = version ] && printf 'TensorFlow 2.18.0 (CUDA build)\\nGPU gpu:0 NVIDIA A100-SXM4-40GB, compute capability 8.0, 40960 MiB\\n'\nexit 0\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runGPUCheck(t, nil, "--pipeline", fake, "--dry-run", "--cases", "shallow")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var gpu, cpu []string
+	for _, l := range strings.Split(stdout, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "would run: CUDA_VISIBLE_DEVICES=-1 "):
+			cpu = append(cpu, l)
+		case strings.HasPrefix(l, "would run: "):
+			gpu = append(gpu, l)
+		}
+	}
+	// 2 CPU references (1 step, 10 steps), shared by both precisions; per
+	// precision and XLA setting 1 timed run and 2 parity runs on the GPU.
+	if len(cpu) != 2 || len(gpu) != 12 {
+		t.Fatalf("planned %d CPU and %d GPU runs, want 2 and 12:\n%s", len(cpu), len(gpu), stdout)
+	}
+	for _, l := range cpu {
+		if !strings.Contains(l, "runtime.device=cpu") || !strings.Contains(l, "runtime.precision=float32") || strings.Contains(l, "mixed_float16") {
+			t.Errorf("CPU reference %q: want runtime.device=cpu in float32", l)
+		}
+	}
+	n16 := 0
+	for _, l := range gpu {
+		if !strings.Contains(l, "runtime.device=gpu") {
+			t.Errorf("GPU run %q lacks runtime.device=gpu", l)
+		}
+		if strings.Contains(l, "runtime.precision=mixed_float16") {
+			n16++
+		}
+	}
+	if n16 != 6 {
+		t.Errorf("%d GPU runs in mixed_float16, want 6", n16)
 	}
 }
