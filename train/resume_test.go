@@ -69,20 +69,9 @@ func TestResumeEquivalence(t *testing.T) {
 // compileLossScaled compiles with a loss scale that overflows float32 at
 // first (2¹²⁶, raw 0–255 inputs), so that the first steps are skipped.
 func compileLossScaled(t testing.TB, layers []config.Layer, opt string) *graph.Model {
-	net, err := graph.NewNet(config.Model{Layers: layers}, []int{32, 32, 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := graph.NewOptimizer(enginetest.Optimizer(opt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := graph.Compile(net, graph.Options{Seed: 1, Classes: 10, Optimizer: o, LossScale: &graph.LossScale{Initial: 0x1p126, GrowthSteps: 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
+	return modeltest.CompileWith(t, layers, opt, func(o *graph.Options) {
+		o.Normalize, o.LossScale = false, &graph.LossScale{Initial: 0x1p126, GrowthSteps: 2}
+	})
 }
 
 func testResume(t *testing.T, layers []config.Layer, compileLayers func(testing.TB, []config.Layer, string) *graph.Model) {

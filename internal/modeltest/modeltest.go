@@ -15,6 +15,12 @@ import (
 // ends.
 func Compile(t testing.TB, layers []config.Layer, opt string) *graph.Model {
 	t.Helper()
+	return CompileWith(t, layers, opt, nil)
+}
+
+// CompileWith is Compile with the options adjusted by adjust (nil: none).
+func CompileWith(t testing.TB, layers []config.Layer, opt string, adjust func(*graph.Options)) *graph.Model {
+	t.Helper()
 	net, err := graph.NewNet(config.Model{Layers: layers}, []int{32, 32, 3})
 	if err != nil {
 		t.Fatal(err)
@@ -23,7 +29,11 @@ func Compile(t testing.TB, layers []config.Layer, opt string) *graph.Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := graph.Compile(net, graph.Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: o})
+	opts := graph.Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: o}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	m, err := graph.Compile(net, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
