@@ -2,6 +2,8 @@ package graph
 
 import (
 	"math"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -227,4 +229,85 @@ func TestLossScaleRefusesGarbage(t *testing.T) {
 			t.Errorf("loss scale %+v: %v; want a one-line error naming the loss scale", l, err)
 		}
 	}
+}
+
+// On a GPU mixed_float16 runs with XLA by default (runtime.xla auto), and
+// the skipped step's dead branches must survive XLA's clustering. On this
+// CPU XLA clusters only with TF_XLA_FLAGS=--tf_xla_cpu_global_jit, read
+// once per process, so the test runs itself in a child process with it:
+// the law (scale, counter, iterations after each step) must be the one the
+// graph follows without XLA, and the weights within float32 reordering.
+func TestLossScaleUnderXLA(t *testing.T) {
+	if os.Getenv("GRAPH_TEST_XLA_CHILD") != "1" {
+		if testing.Short() {
+			t.Skip("starts a child test process")
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLossScaleUnderXLA$", "-test.v")
+		cmd.Env = append(os.Environ(), "GRAPH_TEST_XLA_CHILD=1", "TF_XLA_FLAGS=--tf_xla_cpu_global_jit")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestLossScaleUnderXLA") {
+			t.Fatalf("child with XLA: %v\n%s", err, lastLines(string(out), 20))
+		}
+		t.Logf("child with XLA:\n%s", lastLines(string(out), 4))
+		return
+	}
+	images, labels := tinyData(32, 10, 5)
+	compile := func(xla bool) *Model {
+		return compileNet(t, smallConvNet(), Options{Seed: 1, Classes: 10, Optimizer: optimizer(t, "adamw", "weight_decay", 0.1), XLA: xla,
+			LossScale: &LossScale{Initial: 0x1p126, GrowthSteps: 3}})
+	}
+	xla, plain := compile(true), compile(false)
+	skipped := 0
+	for step := range 12 {
+		var got [2][3]float64
+		for i, m := range []*Model{xla, plain} {
+			if _, err := m.TrainStep(images, labels, 32, 1, int64(step)); err != nil {
+				t.Fatal(err)
+			}
+			s, c, _, err := m.LossScale()
+			if err != nil {
+				t.Fatal(err)
+			}
+			it, err := m.Iterations()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[i] = [3]float64{float64(s), float64(c), float64(it)}
+		}
+		if got[0] != got[1] {
+			t.Fatalf("step %d: scale, counter, iterations %v with XLA, %v without", step, got[0], got[1])
+		}
+		if got[0][2] < float64(step+1-skipped) {
+			skipped++
+		}
+	}
+	if skipped == 0 {
+		t.Fatal("no step was skipped: the dead branches were not exercised")
+	}
+	a, err := xla.GetWeights()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := plain.GetWeights()
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := 0.0
+	for name, w := range b {
+		d := relDiff(a[name].Data, w.Data)
+		if d > 1e-5 {
+			t.Errorf("%s: relative max diff %g with XLA", name, d)
+		}
+		worst = math.Max(worst, d)
+	}
+	// Nonzero when XLA compiled the step (it sums in another order).
+	t.Logf("%d of 12 steps skipped, the same with and without XLA; weights within %.2g", skipped, worst)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
