@@ -181,9 +181,9 @@ func Compile(net *Net, opts Options) (*Model, error) {
 			net.Output().Name, got, opts.Classes, opts.Classes)
 	}
 	gpu := false
-	if opts.Precision == MixedFloat16 {
+	if opts.Precision == MixedFloat16 || opts.Precision == MixedBFloat16 {
 		var err error
-		if gpu, err = gpuVisible(); err != nil {
+		if gpu, err = onGPU(opts); err != nil {
 			return nil, err
 		}
 	}

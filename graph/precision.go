@@ -23,10 +23,12 @@ const (
 )
 
 // CheckPrecision resolves a runtime.precision value ("" is float32) and
-// refuses what this runtime cannot run, given whether TensorFlow sees a GPU:
-// mixed_float16 needs one, as the CPU has no fast float16 kernels (it
-// trains with dynamic loss scaling, loss_scale.go). The error is a
-// one-line config.KeyError.
+// refuses a policy whose rewrite would be inert where the graph runs (gpu:
+// on a GPU), which would train in float32 under another name:
+// mixed_float16 is TensorFlow's CUDA float16 rewrite (the CPU has no fast
+// float16 kernels; it trains with dynamic loss scaling, loss_scale.go),
+// mixed_bfloat16 its oneDNN rewrite, for the CPU. The error is a one-line
+// config.KeyError.
 func CheckPrecision(name string, gpu bool) (Precision, error) {
 	if name == "" {
 		return Float32, nil
@@ -35,16 +37,24 @@ func CheckPrecision(name string, gpu bool) (Precision, error) {
 		return "", config.KeyErrorf("runtime.precision", "%q is not one of %s%s", name, strings.Join(config.Precisions, ", "), suggestName(name, config.Precisions))
 	}
 	p := Precision(name)
-	if p == MixedFloat16 && !gpu {
-		return "", config.KeyErrorf("runtime.precision", "mixed_float16 needs a GPU (the CPU has no fast float16 kernels) and TensorFlow sees none: use mixed_bfloat16 or float32 on the CPU")
+	switch {
+	case p == MixedFloat16 && !gpu:
+		return "", config.KeyErrorf("runtime.precision", "mixed_float16 needs a GPU (the CPU has no fast float16 kernels) and this graph would run on the CPU: use mixed_bfloat16 or float32 on the CPU")
+	case p == MixedBFloat16 && gpu:
+		return "", config.KeyErrorf("runtime.precision", "mixed_bfloat16 is TensorFlow's oneDNN (CPU) rewrite and would leave a graph on the GPU in float32: use mixed_float16 on a GPU, or runtime.device: cpu")
 	}
 	return p, nil
 }
 
-// gpuVisible reports whether TensorFlow sees a GPU, from the devices of a
-// session on an empty graph.
-func gpuVisible() (bool, error) {
-	s, err := tf.NewSession(tf.NewGraph(), nil)
+// onGPU reports whether a session with o's configuration (its device
+// placement, Options.Session) sees a GPU, which then runs the graph: from
+// the devices of such a session on an empty graph.
+func onGPU(o Options) (bool, error) {
+	so, err := sessionOptions(Options{Session: o.Session})
+	if err != nil {
+		return false, err
+	}
+	s, err := tf.NewSession(tf.NewGraph(), so)
 	if err != nil {
 		return false, fmt.Errorf("list TensorFlow devices: %w", err)
 	}

@@ -39,6 +39,10 @@ func TestCheckPrecision(t *testing.T) {
 		{in: "mixed_bfloat16", want: MixedBFloat16},
 		{in: "mixed_float16", err: "mixed_float16 needs a GPU"},
 		{in: "mixed_float16", gpu: true, want: MixedFloat16},
+		{in: "", gpu: true, want: Float32},
+		{in: "float32", gpu: true, want: Float32},
+		// Its rewrite is oneDNN's: on a GPU the graph would stay float32.
+		{in: "mixed_bfloat16", gpu: true, err: "use mixed_float16 on a GPU, or runtime.device: cpu"},
 		{in: "bfloat16", err: `"bfloat16" is not one of float32, mixed_bfloat16, mixed_float16`},
 		{in: "mixed_bfloat17", err: "did you mean mixed_bfloat16?"},
 		{in: "FLOAT32", err: "is not one of"},
@@ -64,18 +68,16 @@ func TestCheckPrecision(t *testing.T) {
 	}
 }
 
-// On this CPU-only runtime Compile refuses mixed_float16 before building
-// anything; an unknown name too.
+// Compile refuses mixed_float16 before building anything when its session
+// sees no GPU (here: none, or hidden by the session's device placement);
+// an unknown name too.
 func TestCompileRefusesPrecision(t *testing.T) {
-	gpu, err := gpuVisible()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if gpu {
-		t.Skip("a GPU is visible: mixed_float16 is refused for another reason (see TestCheckPrecision)")
+	hideGPUs := func(cp *configpb.ConfigProto) { cp.DeviceCount = map[string]int32{"GPU": 0} }
+	if gpu, err := onGPU(Options{Session: hideGPUs}); err != nil || gpu {
+		t.Fatalf("a session with device_count GPU 0 sees a GPU: %v %v", gpu, err)
 	}
 	for p, want := range map[Precision]string{MixedFloat16: "needs a GPU", "float64": "is not one of"} {
-		m, err := Compile(newNet(t, smallConvNet()), Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: optimizer(t, "rmsprop"), Precision: p})
+		m, err := Compile(newNet(t, smallConvNet()), Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: optimizer(t, "rmsprop"), Precision: p, Session: hideGPUs})
 		if err == nil {
 			m.Close()
 			t.Errorf("precision %s: compiled, want an error", p)

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/cifar-pipeline/cifar-pipeline/device"
 )
 
 // Issue 16: a precision this runtime cannot run, or one that does not
@@ -26,32 +24,6 @@ func TestPrecisionRefused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			refusedOffline(t, "name: precision\n", []string{"runtime.precision=" + tc.precision}, tc.want, ".lock")
 		})
-	}
-}
-
-// A precision whose rewrite is inert where the graph runs is refused
-// rather than trained in float32: mixed_float16 off a GPU (runtime.device
-// cpu on a GPU machine too), mixed_bfloat16 on one.
-func TestPrecisionPlacement(t *testing.T) {
-	cpu := device.Placement{}
-	gpu := device.Placement{GPU: &device.GPU{Index: 0, Name: "NVIDIA A100-SXM4-40GB", ComputeCapability: "8.0"}}
-	for _, tc := range []struct {
-		precision string
-		p         device.Placement
-		want      string // "" accepted
-	}{
-		{"float32", cpu, ""}, {"float32", gpu, ""}, {"", gpu, ""},
-		{"mixed_bfloat16", cpu, ""}, {"mixed_float16", gpu, ""},
-		{"mixed_float16", cpu, "mixed_float16 needs a GPU"},
-		{"mixed_bfloat16", gpu, "use mixed_float16 on a GPU, or runtime.device: cpu"},
-	} {
-		err := checkPrecisionPlacement(tc.precision, tc.p)
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s on %s: %v", tc.precision, tc.p, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "runtime.precision: ") || strings.Contains(err.Error(), "\n")):
-			t.Errorf("%s on %s: %v; want one line naming runtime.precision with %q", tc.precision, tc.p, err, tc.want)
-		}
 	}
 }
 

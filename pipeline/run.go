@@ -257,25 +257,11 @@ func (r *jobRun) checkDevice(ctx context.Context) error {
 		return fmt.Errorf("config %s: %w", r.ConfigPath, err)
 	}
 	r.placement = p
-	if err := checkPrecisionPlacement(r.cfg.Runtime.Precision, p); err != nil {
+	if _, err := graph.CheckPrecision(r.cfg.Runtime.Precision, p.GPU != nil); err != nil {
 		return fmt.Errorf("config %s: %w", r.ConfigPath, err)
 	}
 	r.resolveXLA()
 	return r.checkCluster(ctx)
-}
-
-// checkPrecisionPlacement refuses a precision whose rewrite does nothing
-// where the graph runs, which would train in float32 while the config
-// says otherwise: mixed_float16 is TensorFlow's CUDA rewrite, inert on a
-// CPU; mixed_bfloat16 its oneDNN (CPU) rewrite, inert on a GPU.
-func checkPrecisionPlacement(precision string, p device.Placement) error {
-	switch {
-	case precision == string(graph.MixedFloat16) && p.GPU == nil:
-		return config.KeyErrorf("runtime.precision", "mixed_float16 needs a GPU (the CPU has no fast float16 kernels) and this run's graph is on the %s: use mixed_bfloat16 or float32 on the CPU", p)
-	case precision == string(graph.MixedBFloat16) && p.GPU != nil:
-		return config.KeyErrorf("runtime.precision", "mixed_bfloat16 is TensorFlow's oneDNN (CPU) rewrite and would leave a graph on the %s in float32: use mixed_float16 on a GPU, or runtime.device: cpu", p)
-	}
-	return nil
 }
 
 // resolveXLA turns runtime.xla auto into true or false for the placement
