@@ -108,6 +108,17 @@ func (m *Model) RestoreWeights(prefix string) error {
 	return m.restore(prefix, append(append([]*Variable(nil), m.Weights...), m.NonTrainable...))
 }
 
+// mayLack reports whether a checkpoint may lack v: the run state and the
+// learning-rate variable (checkpoints from before they existed) and the
+// loss scale's state (a checkpoint of another precision).
+func (m *Model) mayLack(v *Variable) bool {
+	if v == m.runState || v == m.lrVar {
+		return true
+	}
+	ls := m.lossScale
+	return ls != nil && (v == ls.scale || v == ls.counter || v == ls.skipped)
+}
+
 func (m *Model) restore(prefix string, vars []*Variable) error {
 	if _, err := os.Stat(prefix + ".index"); err != nil {
 		return fmt.Errorf("restore %s: no checkpoint there (%s.index missing)", prefix, prefix)
@@ -125,13 +136,11 @@ func (m *Model) restore(prefix string, vars []*Variable) error {
 		out, err := m.sess.Run(map[tf.Output]*tf.Tensor{m.ckpt.prefix: p, m.ckpt.restoreName: name}, []tf.Output{m.ckpt.restore[v.DType]}, nil)
 		if err != nil {
 			msg := FirstLine(err)
-			if strings.Contains(msg, "not found in checkpoint") && (v == m.runState || v == m.lrVar) {
-				continue // a checkpoint from before these existed: they keep their initial values
+			notFound := strings.Contains(msg, "not found in checkpoint")
+			if notFound && m.mayLack(v) {
+				continue // it keeps its initial value
 			}
-			if strings.Contains(msg, "not found in checkpoint") && m.lossScale != nil && (v == m.lossScale.scale || v == m.lossScale.counter || v == m.lossScale.skipped) {
-				continue // a checkpoint of another precision: the loss scale starts afresh
-			}
-			if strings.Contains(msg, "not found in checkpoint") {
+			if notFound {
 				return fmt.Errorf("restore %s: checkpoint has no variable %s %v: it was written by a different architecture or optimiser", prefix, v.Name, v.Shape)
 			}
 			return fmt.Errorf("restore %s: variable %s: %s", prefix, v.Name, msg)

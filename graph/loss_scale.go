@@ -46,17 +46,16 @@ func (l LossScale) validate() error {
 // Keras's LossScaleOptimizer variables, and the ops that use it.
 type lossScaler struct {
 	LossScale
-	scale   *Variable // dynamic_scale, float32
+	// scale is dynamic_scale, float32. Its one read (scale.read) scales
+	// and unscales the gradients alike, and update reads it after both.
+	scale   *Variable
 	counter *Variable // step_counter: finite steps since the scale last changed
 	// skipped counts the skipped steps (not a Keras variable): with the
 	// optimizer's iterations, the steps run (Model.Steps).
 	skipped *Variable
-	// value is the step's scale, read once: the gradients are scaled and
-	// unscaled by the same value, and the update reads it after both.
-	value tf.Output
 	// finite is true when every unscaled gradient is finite.
 	finite tf.Output
-	// unscaled are the ops that divide the gradients by value.
+	// unscaled are the ops that divide the gradients by the scale.
 	unscaled []*tf.Operation
 }
 
@@ -67,14 +66,13 @@ func (m *Model) newLossScaler(s *op.Scope, l LossScale) *lossScaler {
 	ls.scale = m.newVariable(s, lossScaleName+"/dynamic_scale", nil, tf.Float)
 	ls.counter = m.newVariable(s, lossScaleName+"/step_counter", nil, tf.Int64)
 	ls.skipped = m.newVariable(s, "train/skipped_steps", nil, tf.Int64)
-	ls.value = ls.scale.read
 	return ls
 }
 
 // times multiplies x, a float32 gradient seed (dlogits, the loss), by the
 // scale: its gradients are then scale times the true ones.
 func (ls *lossScaler) times(s *op.Scope, x tf.Output) tf.Output {
-	return op.Mul(s.SubScope("Mul"), x, ls.value)
+	return op.Mul(s.SubScope("Mul"), x, ls.scale.read)
 }
 
 // unscale divides grads by the scale, as the LossScaleOptimizer does
@@ -88,7 +86,7 @@ func (ls *lossScaler) unscale(s *op.Scope, grads []tf.Output) []tf.Output {
 		// the scale would underflow, which is what scaling prevents; no
 		// rewrite lists DivNoNan, so it divides in float32 as Keras does
 		// (its gradients are float32 by then). The scale is never 0.
-		out[i] = op.DivNoNan(s.SubScope("DivNoNan"), g, ls.value)
+		out[i] = op.DivNoNan(s.SubScope("DivNoNan"), g, ls.scale.read)
 		ls.unscaled = append(ls.unscaled, out[i].Op)
 		all[i] = op.All(s.SubScope("All"), op.IsFinite(s.SubScope("IsFinite"), out[i]), allAxes(s, out[i]))
 	}
@@ -123,8 +121,8 @@ func (ls *lossScaler) update(s *op.Scope) *tf.Operation {
 	f32 := func(v float32) tf.Output { return op.Const(s.SubScope("Const"), v) }
 	grow := op.Equal(s.SubScope("Equal"), counter, i64(int64(ls.GrowthSteps-1)))
 	scale := op.Select(s.SubScope("Select"), ls.finite,
-		op.Select(s.SubScope("Select"), grow, op.Mul(s.SubScope("Mul"), ls.value, f32(2)), ls.value),
-		op.Mul(s.SubScope("Mul"), ls.value, f32(0.5)))
+		op.Select(s.SubScope("Select"), grow, op.Mul(s.SubScope("Mul"), ls.scale.read, f32(2)), ls.scale.read),
+		op.Mul(s.SubScope("Mul"), ls.scale.read, f32(0.5)))
 	next := op.Select(s.SubScope("Select"), ls.finite,
 		op.Select(s.SubScope("Select"), grow, i64(0), op.AddV2(s.SubScope("AddV2"), counter, i64(1))),
 		i64(0))

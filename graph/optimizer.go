@@ -353,13 +353,13 @@ func (m *Model) buildOptimizer(s *op.Scope) error {
 	}
 	applies = append(applies, m.stateUpdates...)
 	inc := op.AssignAddVariableOp(s.WithControlDependencies(applies...), m.iteration.handle, op.Const(s.SubScope("Const"), int64(1)))
+	step := []*tf.Operation{inc}
 	if m.lossScale != nil {
 		// A skipped step leaves inc dead, so the step's NoOp does not run
 		// either; the scale's update runs in every step.
-		m.trainOp = op.NoOp(s.WithControlDependencies(inc, m.lossScale.update(s.SubScope("loss_scale"))))
-		return s.Err()
+		step = append(step, m.lossScale.update(s.SubScope("loss_scale")))
 	}
-	m.trainOp = op.NoOp(s.WithControlDependencies(inc))
+	m.trainOp = op.NoOp(s.WithControlDependencies(step...))
 	return s.Err()
 }
 
