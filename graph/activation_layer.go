@@ -34,4 +34,8 @@ func (l *Activation) Backward(c *Call, dy tf.Output) (dx, dw []tf.Output) {
 	return []tf.Output{dy}, nil
 }
 
+// preservesChannelSums: Backward passes dy through (the model takes the
+// activation's own gradient before it).
+func (l *Activation) preservesChannelSums() bool { return true }
+
 func (l *Activation) KerasConfig() map[string]any { return map[string]any{"activation": l.Activation} }

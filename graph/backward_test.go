@@ -59,6 +59,22 @@ func mergeNet() []config.Layer {
 	}
 }
 
+// poolNet sums conv bias gradients on the pooled side (Call.ChannelSum):
+// through an Activation layer, two max-pools in a row, overlapping windows
+// with padding, and a ReLU fused into the conv.
+func poolNet() []config.Layer {
+	return []config.Layer{
+		lay("conv2d", "filters", 5, "kernel_size", 3, "padding", "same"),
+		lay("activation", "activation", "relu"),
+		lay("max_pooling2d", "pool_size", 3, "strides", 2, "padding", "same"),
+		lay("max_pooling2d", "pool_size", 2),
+		lay("conv2d", "filters", 6, "kernel_size", 3, "padding", "same", "activation", "relu"),
+		lay("max_pooling2d", "pool_size", 2, "strides", 1),
+		lay("flatten"),
+		lay("dense", "units", 10, "activation", "softmax"),
+	}
+}
+
 // TestExplicitBackwardMatchesAddGradients checks the explicit backward pass
 // against TensorFlow's C++ gradient registry on the same graph, with
 // dropout active (both read the same masks).
@@ -68,7 +84,7 @@ func TestExplicitBackwardMatchesAddGradients(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		net  []config.Layer
-	}{{"small", smallNet()}, {"mini-deep", miniDeep()}, {"residual", enginetest.SmallResNet()}, {"merges", mergeNet()}} {
+	}{{"small", smallNet()}, {"mini-deep", miniDeep()}, {"residual", enginetest.SmallResNet()}, {"merges", mergeNet()}, {"pools", poolNet()}} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := Options{Seed: 7, Normalize: true, Classes: 10, Optimizer: optimizer(t, "rmsprop")}
 			explicit := compileNet(t, tc.net, o)
@@ -92,7 +108,8 @@ func TestExplicitBackwardMatchesAddGradients(t *testing.T) {
 			}
 			for i, v := range explicit.Weights {
 				// Same kernels; a conv's bias gradient sums in another order (a
-				// matmul with ones), ~1e-7 relative per partial sum.
+				// Sum, of the pooled gradient after a max-pool), ~1e-7
+				// relative per partial sum.
 				if d := relDiff(ge[i].Data, ga[i].Data); d > 1e-5 || math.IsNaN(d) {
 					t.Errorf("grad %s: relative diff %.3g", v.Name, d)
 				}

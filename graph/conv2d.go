@@ -69,27 +69,24 @@ func (l *Conv2D) Call(c *Call) tf.Output {
 }
 
 // Backward wires TensorFlow's registered Conv2D gradients. The bias
-// gradient, dy summed over all but the channel axis, is the product
-// ones[1, rows] · dy[rows, channels] rather than BiasAddGrad:
-//   - oneDNN's matmul reads dy once and accumulates in float32, faster
-//     than Eigen's BiasAddGrad here;
-//   - under mixed_bfloat16 the rewrite runs that matmul in bfloat16 as it
-//     comes, where BiasAddGrad needed dy cast to float32 first (its
-//     bfloat16 kernel also sums in bfloat16, far off on a large dy);
-//   - and, as with the reshaped BiasAddGrad before it, the oneDNN layout
-//     pass leaves Conv2DBackpropFilter alone instead of fusing the two into
+// gradient is Call.ChannelSum rather than BiasAddGrad:
+//   - Sum reads dy once, accumulating in float32 also on bfloat16 input;
+//     under mixed_bfloat16 the rewrite runs it in bfloat16 as it comes,
+//     where BiasAddGrad needs dy cast to float32 first (its bfloat16
+//     kernel sums in bfloat16, far off on a large dy);
+//   - after a ReLU and a max-pool it sums the pooled gradient, a quarter
+//     of dy's units for a 2×2 pool;
+//   - and the oneDNN layout pass leaves Conv2DBackpropFilter alone instead
+//     of fusing it with a BiasAddGrad on the same dy into
 //     _MklNativeConv2DBackpropFilterWithBias, whose bias path made the
-//     filter gradient ~25% slower (BENCHMARKS.md, History).
+//     filter gradient ~25% slower in float32 (BENCHMARKS.md, History) and
+//     sums in bfloat16 under mixed_bfloat16.
 func (l *Conv2D) Backward(c *Call, dy tf.Output) (dx, dw []tf.Output) {
 	padding := strings.ToUpper(l.Padding)
 	kernelShape := []int32{int32(l.kernel[0]), int32(l.kernel[1]), int32(c.InShapes[0][2]), int32(l.Filters)}
 	dw = []tf.Output{op.Conv2DBackpropFilter(c.sub("Conv2DBackpropFilter"), c.In[0], op.Const(c.sub("Const"), kernelShape), dy, l.stride4(), padding)}
 	if l.UseBias {
-		rows := op.Reshape(c.sub("Reshape"), dy, op.Const(c.sub("Const"), []int32{-1, int32(l.Filters)}))
-		n := op.Slice(c.sub("Slice"), op.Shape(c.sub("Shape"), rows, op.ShapeOutType(tf.Int32)), op.Const(c.sub("Const"), []int32{0}), op.Const(c.sub("Const"), []int32{1}))
-		ones := op.Fill(c.sub("Fill"), op.ConcatV2(c.sub("ConcatV2"), []tf.Output{op.Const(c.sub("Const"), []int32{1}), n}, op.Const(c.sub("Const"), int32(0))), op.Const(c.sub("Const"), float32(1)))
-		sum := op.MatMul(c.sub("MatMul"), ones, rows)
-		dw = append(dw, op.Reshape(c.sub("Reshape"), sum, op.Const(c.sub("Const"), []int32{int32(l.Filters)})))
+		dw = append(dw, c.ChannelSum(dy, 4))
 	}
 	dx = make([]tf.Output, 1)
 	if c.NeedInput[0] {

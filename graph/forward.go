@@ -152,6 +152,9 @@ func (m *Model) backward(s *op.Scope, p *pass, dlogits tf.Output, penalties map[
 	// reluDone marks a node whose ReLU gradient a zeroAtZero consumer
 	// already took on its own (smaller) output.
 	reluDone := map[*Node]bool{}
+	// sums[n] has the same per-channel sums as the gradient at n's output
+	// and fewer units: what a sumPreserving consumer was given (Call.ChannelSum).
+	sums := map[*Node]tf.Output{}
 	for i := len(net.Nodes) - 1; i >= 0; i-- {
 		node := net.Nodes[i]
 		c := p.calls[node]
@@ -165,9 +168,13 @@ func (m *Model) backward(s *op.Scope, p *pass, dlogits tf.Output, penalties map[
 		default:
 			dy = op.AddN(ns.SubScope("AddN"), dOut[node])
 		}
+		// dy keeps its per-channel sums unless an activation's gradient
+		// changes it.
+		sum, sumKept := sums[node], len(dOut[node]) == 1
 		if a := node.Activation(); node != last || !net.FinalSoftmax() {
 			if a != "" && a != "linear" && !reluDone[node] {
 				dy = activations[a].grad(ns, dy, p.pre[node], p.post[node])
+				sumKept = false
 			}
 		}
 		// A ReLU right before a max-pool: its gradient on the pooled side.
@@ -175,7 +182,12 @@ func (m *Model) backward(s *op.Scope, p *pass, dlogits tf.Output, penalties map[
 			if in := node.Inputs[0]; in != net.Input && in.Activation() == "relu" && in.consumers == 1 {
 				dy = op.ReluGrad(ns.SubScope("ReluGrad"), dy, p.post[node])
 				reluDone[in] = true
+				sumKept = false
 			}
+		}
+		c.sumSource = tf.Output{}
+		if sumKept && sum != (tf.Output{}) {
+			c.sumSource = sum
 		}
 		c.NeedInput = make([]bool, len(node.Inputs))
 		for j, in := range node.Inputs {
@@ -186,6 +198,12 @@ func (m *Model) backward(s *op.Scope, p *pass, dlogits tf.Output, penalties map[
 		for j, in := range node.Inputs {
 			if c.NeedInput[j] {
 				dOut[in] = append(dOut[in], dx[j])
+			}
+		}
+		if sp, ok := node.Layer.(sumPreserving); ok && sp.preservesChannelSums() && len(node.Inputs) == 1 {
+			sums[node.Inputs[0]] = dy
+			if c.sumSource != (tf.Output{}) {
+				sums[node.Inputs[0]] = c.sumSource
 			}
 		}
 		k := 0

@@ -59,6 +59,15 @@ type zeroAtZero interface {
 	commutesWithReLU() bool
 }
 
+// sumPreserving is a layer whose input gradient has, per channel, the same
+// sum as the output gradient it is given: max-pooling routes each gradient
+// to one input unit, an Activation layer passes it through (its ReLU's
+// gradient is taken by the model, or at a max-pool after it). A bias
+// gradient below it may then sum the smaller gradient (Call.ChannelSum).
+type sumPreserving interface {
+	preservesChannelSums() bool
+}
+
 // Param is one variable of a layer.
 type Param struct {
 	// Name is the Keras weight name: kernel, bias, gamma, moving_mean, ...
@@ -158,6 +167,10 @@ type Call struct {
 	// NeedInput says which inputs Backward must return a gradient for.
 	NeedInput []bool
 
+	// sumSource, when set, has the same per-channel sums as Backward's dy
+	// and fewer units (the gradient a max-pool routed into dy).
+	sumSource tf.Output
+
 	saved   map[string]tf.Output
 	updates map[int]tf.Output
 }
@@ -193,6 +206,23 @@ func (c *Call) Update(param int, value tf.Output) {
 }
 
 // sub is the layer scope's sub-scope for one op.
+// ChannelSum is dy summed over every axis but the last (a bias
+// gradient), taken from a smaller tensor with the same sums when the
+// backward pass has one: after a ReLU and a 2×2 max-pool, a quarter of the
+// units. Under mixed_bfloat16 the rewrite runs the Sum in bfloat16, whose
+// CPU kernel accumulates in float32 (TestChannelSumAccumulatesInFloat32).
+func (c *Call) ChannelSum(dy tf.Output, rank int) tf.Output {
+	src := dy
+	if c.sumSource != (tf.Output{}) {
+		src = c.sumSource
+	}
+	axes := make([]int32, rank-1)
+	for i := range axes {
+		axes[i] = int32(i)
+	}
+	return op.Sum(c.sub("Sum"), src, op.Const(c.sub("Const"), axes))
+}
+
 func (c *Call) sub(name string) *op.Scope { return c.Scope.SubScope(name) }
 
 // constF32 and constI32 add constants in the layer's scope.

@@ -74,6 +74,11 @@ func (l *MaxPooling2D) Backward(c *Call, dy tf.Output) (dx, dw []tf.Output) {
 // gradients.
 func (l *MaxPooling2D) commutesWithReLU() bool { return true }
 
+// preservesChannelSums: MaxPoolGrad adds each gradient to one unit of its
+// window (padding is never a window's maximum), so no gradient is lost or
+// duplicated.
+func (l *MaxPooling2D) preservesChannelSums() bool { return true }
+
 func (l *MaxPooling2D) KerasConfig() map[string]any {
 	return map[string]any{"pool_size": l.pool[:], "padding": l.Padding, "strides": l.strides[:], "data_format": "channels_last"}
 }

@@ -9,6 +9,7 @@ import (
 
 	tf "github.com/wamuir/graft/tensorflow"
 	configpb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
+	"github.com/wamuir/graft/tensorflow/op"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cifar-pipeline/cifar-pipeline/config"
@@ -115,6 +116,51 @@ func TestPrecisionSessionConfig(t *testing.T) {
 	ro = decode(Options{Precision: MixedFloat16}).GraphOptions.RewriteOptions
 	if ro == nil || ro.AutoMixedPrecision != configpb.RewriterConfig_ON || ro.AutoMixedPrecisionOnednnBfloat16 != configpb.RewriterConfig_DEFAULT || ro.AutoMixedPrecisionCpu != configpb.RewriterConfig_DEFAULT {
 		t.Errorf("mixed_float16 session: rewrite options %v, want auto_mixed_precision (CUDA float16) ON alone", ro)
+	}
+}
+
+// TestChannelSumAccumulatesInFloat32 holds Call.ChannelSum's premise: in a
+// mixed_bfloat16 session the rewrite runs the Sum after a conv in bfloat16
+// and its kernel accumulates in float32. 131,072 inputs of 1+2⁻¹⁰ (1 in
+// bfloat16) sum to exactly 2¹⁷ that way; float32 throughout gives 131,200,
+// a bfloat16 accumulator stops at 256.
+func TestChannelSumAccumulatesInFloat32(t *testing.T) {
+	s := op.NewScope()
+	x := op.Placeholder(s.SubScope("x"), tf.Float, op.PlaceholderShape(tf.MakeShape(128, 32, 32, 1)))
+	y := op.Conv2D(s.SubScope("conv"), x, op.Const(s.SubScope("kernel"), [][][][]float32{{{{1}}}}), []int64{1, 1, 1, 1}, "VALID")
+	sum := op.Sum(s.SubScope("sum"), y, op.Const(s.SubScope("axes"), []int32{0, 1, 2}))
+	g, err := s.Finalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		p    Precision
+		want float32
+	}{{Float32, 131072 * (1 + 1.0/1024)}, {MixedBFloat16, 131072}} {
+		so, err := sessionOptions(Options{Precision: tc.p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess, err := tf.NewSession(g, so)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := Array{Shape: []int{128, 32, 32, 1}, Data: make([]float32, 128*32*32)}
+		for i := range a.Data {
+			a.Data[i] = 1 + 1.0/1024
+		}
+		in, err := float32Tensor(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := sess.Run(map[tf.Output]*tf.Tensor{x: in}, []tf.Output{sum}, nil)
+		sess.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := TensorValue(out[0]).([]float32)[0]; got != tc.want {
+			t.Errorf("%s: sum of 131072 × (1+2⁻¹⁰) = %v, want %v", tc.p, got, tc.want)
+		}
 	}
 }
 

@@ -75,8 +75,8 @@ const (
 // float32 cast of those probabilities (keras/src/losses/loss.py casts
 // y_pred to the loss dtype, which hides the softmax from _get_logits in
 // keras/src/backend/tensorflow/nn.py); Go sums a conv's bias gradient in
-// float32 (oneDNN's bfloat16 matmul ones·dy accumulates in float32 and
-// rounds once), Keras in bfloat16 (BiasAddGrad).
+// float32 (TensorFlow's bfloat16 Sum accumulates in float32 and rounds
+// once), Keras in bfloat16 (BiasAddGrad).
 //
 //   - Forward (logits, loss, inference output): one rounding, u. Measured
 //     0 for the logits, ≤ 5e-4 for the probabilities and the loss.
@@ -391,7 +391,7 @@ func runParity(t *testing.T, tc parityCase) {
 			// bfloat16 dy), thousands of terms with cancellation: on the
 			// residual net's 1×1 projection that is 0.003 for a float32
 			// gradient of 0.032. Go's conv sums dy in float32 (inside
-			// oneDNN's ones·dy matmul; a dense layer's BiasAddGrad gets dy
+			// the bfloat16 Sum kernel; a dense layer's BiasAddGrad gets dy
 			// cast to float32 by the rewrite), so its bias gradients are
 			// held to the float32 graph's (itself held to Keras's float32 by
 			// the float32 cases), and the weights after training to Keras's.
