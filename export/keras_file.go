@@ -138,7 +138,7 @@ func KerasWeights(m *graph.Model) (kerasfile.Weights, error) {
 		case "iteration":
 			w.Optimizer = append(w.Optimizer, kerasfile.Tensor{Int64: []int64{it}})
 		case "learning_rate":
-			lr, err := m.LearningRate(it)
+			lr, err := m.LearningRate()
 			if err != nil {
 				return kerasfile.Weights{}, err
 			}

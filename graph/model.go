@@ -684,13 +684,18 @@ func (m *Model) RunState() ([]byte, error) {
 	return []byte(TensorValue(out[0]).(string)), nil
 }
 
-// LearningRate is the rate the optimizer applies at step (the number of
-// updates done): the schedule's, or the learning_rate variable's (which
+// LearningRate is the rate the optimizer's next update applies: the
+// schedule's at the updates done (Keras's iterations, which a step loss
+// scaling skipped does not advance), or the learning_rate variable's (which
 // SetLearningRate may have changed). It is what Keras logs as
 // learning_rate.
-func (m *Model) LearningRate(step int64) (float64, error) {
+func (m *Model) LearningRate() (float64, error) {
 	if m.lrVar == nil {
-		return Schedule(m.opt).Rate(step), nil
+		it, err := m.Iterations()
+		if err != nil {
+			return 0, err
+		}
+		return Schedule(m.opt).Rate(it), nil
 	}
 	out, err := m.sess.Run(nil, []tf.Output{m.lrVar.read}, nil)
 	if err != nil {

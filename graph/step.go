@@ -158,10 +158,22 @@ func (m *Model) Probe(images, labels []uint8, n int, seed, step int64) (logits A
 }
 
 // feedRate feeds the scheduled learning rate of step (the updates done
-// before this one), when the optimizer follows a schedule.
+// before this one), when the optimizer follows a schedule. Under loss
+// scaling the updates done are the optimizer's iterations, not step: Keras
+// evaluates the schedule at iterations, which a skipped step does not
+// advance (keras/src/optimizers/base_optimizer.py,
+// _get_current_learning_rate; loss_scale_optimizer.py applies the inner
+// optimizer on finite steps only).
 func (m *Model) feedRate(feeds map[tf.Output]*tf.Tensor, step int64) error {
 	if m.lrVar != nil {
 		return nil
+	}
+	if m.lossScale != nil {
+		it, err := m.Iterations()
+		if err != nil {
+			return err
+		}
+		step = it
 	}
 	t, err := tf.NewTensor(float32(Schedule(m.opt).Rate(step)))
 	if err != nil {

@@ -175,7 +175,9 @@ def main(d):
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from keras_multipliers import with_lr_multipliers
         cls = with_lr_multipliers(cls, o["lr_multipliers"])
-    optimizer = cls(**o["config"])
+    # from_config: a learning_rate schedule comes as its serialized dict
+    # (keras/src/optimizers/base_optimizer.py, Optimizer.from_config).
+    optimizer = cls.from_config(o["config"])
     if spec.get("loss_scale"):
         # Go's LossScale: keras/src/optimizers/loss_scale_optimizer.py.
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer, **spec["loss_scale"])

@@ -187,11 +187,7 @@ func Fit(ctx context.Context, m *graph.Model, data TrainData, o Options) ([]Epoc
 		if err := m.SetEpoch(int64(epoch + 1)); err != nil {
 			return history, err
 		}
-		it, err := m.Steps()
-		if err != nil {
-			return history, err
-		}
-		if logs.LearningRate, err = m.LearningRate(it); err != nil {
+		if logs.LearningRate, err = m.LearningRate(); err != nil {
 			return history, err
 		}
 		if err := runCallbacks(m, o, epoch, &logs); err != nil {

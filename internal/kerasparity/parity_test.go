@@ -221,9 +221,13 @@ func TestKerasParity(t *testing.T) {
 		// only at larger scales, so inputs ×10⁴ and a scale of 2¹¹⁷
 		// overflow the first gradients (from 2¹¹⁶ at these weights): the
 		// run skips steps and halves the scale, applies, and grows it
-		// every second applied step, each as Keras does.
+		// every second applied step, each as Keras does. The learning
+		// rate halves every update: Keras evaluates the schedule at the
+		// optimizer's iterations, which skipped steps do not advance.
 		{name: "loss_scale/rmsprop", layers: append([]config.Layer{lay("rescaling", "scale", 1e4)}, enginetest.SmallNet()...),
-			opt: enginetest.Optimizer("rmsprop"), lossScale: &graph.LossScale{Initial: 0x1p117, GrowthSteps: 2}, steps: 6},
+			opt: enginetest.Optimizer("rmsprop", "learning_rate", map[string]any{
+				"schedule": "exponential_decay", "initial_learning_rate": 1e-3, "decay_steps": 1, "decay_rate": 0.5}),
+			lossScale: &graph.LossScale{Initial: 0x1p117, GrowthSteps: 2}, steps: 6},
 		{name: "resnet20/sgd", file: "configs/resnet20.yaml", opt: enginetest.Optimizer("sgd", "momentum", 0.9, "nesterov", true), fusedBN: true, deep: true},
 	}
 	cases = append(cases, zoo()...)
