@@ -86,7 +86,7 @@ func (l *Conv2D) Backward(c *Call, dy tf.Output) (dx, dw []tf.Output) {
 	kernelShape := []int32{int32(l.kernel[0]), int32(l.kernel[1]), int32(c.InShapes[0][2]), int32(l.Filters)}
 	dw = []tf.Output{op.Conv2DBackpropFilter(c.sub("Conv2DBackpropFilter"), c.In[0], op.Const(c.sub("Const"), kernelShape), dy, l.stride4(), padding)}
 	if l.UseBias {
-		dw = append(dw, c.ChannelSum(dy, 4))
+		dw = append(dw, c.ChannelSum(dy))
 	}
 	dx = make([]tf.Output, 1)
 	if c.NeedInput[0] {

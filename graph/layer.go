@@ -205,24 +205,25 @@ func (c *Call) Update(param int, value tf.Output) {
 	c.updates[param] = value
 }
 
-// sub is the layer scope's sub-scope for one op.
-// ChannelSum is dy summed over every axis but the last (a bias
-// gradient), taken from a smaller tensor with the same sums when the
-// backward pass has one: after a ReLU and a 2×2 max-pool, a quarter of the
-// units. Under mixed_bfloat16 the rewrite runs the Sum in bfloat16, whose
-// CPU kernel accumulates in float32 (TestChannelSumAccumulatesInFloat32).
-func (c *Call) ChannelSum(dy tf.Output, rank int) tf.Output {
+// ChannelSum is dy, the gradient at the layer's output, summed over every
+// axis but the last (a bias gradient), taken from a smaller tensor with
+// the same sums when the backward pass has one: after a ReLU and a 2×2
+// max-pool, a quarter of the units. Under mixed_bfloat16 the rewrite runs
+// the Sum in bfloat16, whose CPU kernel accumulates in float32
+// (TestChannelSumAccumulatesInFloat32).
+func (c *Call) ChannelSum(dy tf.Output) tf.Output {
 	src := dy
 	if c.sumSource != (tf.Output{}) {
 		src = c.sumSource
 	}
-	axes := make([]int32, rank-1)
+	axes := make([]int32, len(c.OutShape)) // the batch axis and all but the last of OutShape
 	for i := range axes {
 		axes[i] = int32(i)
 	}
 	return op.Sum(c.sub("Sum"), src, op.Const(c.sub("Const"), axes))
 }
 
+// sub is the layer scope's sub-scope for one op.
 func (c *Call) sub(name string) *op.Scope { return c.Scope.SubScope(name) }
 
 // constF32 and constI32 add constants in the layer's scope.
