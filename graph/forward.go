@@ -170,7 +170,7 @@ func (m *Model) backward(s *op.Scope, p *pass, dlogits tf.Output, penalties map[
 		}
 		// dy keeps its per-channel sums unless an activation's gradient
 		// changes it.
-		sum, sumKept := sums[node], len(dOut[node]) == 1
+		sumKept := len(dOut[node]) == 1
 		if a := node.Activation(); node != last || !net.FinalSoftmax() {
 			if a != "" && a != "linear" && !reluDone[node] {
 				dy = activations[a].grad(ns, dy, p.pre[node], p.post[node])
@@ -186,8 +186,8 @@ func (m *Model) backward(s *op.Scope, p *pass, dlogits tf.Output, penalties map[
 			}
 		}
 		c.sumSource = tf.Output{}
-		if sumKept && sum != (tf.Output{}) {
-			c.sumSource = sum
+		if sumKept {
+			c.sumSource = sums[node] // none unless a sumPreserving consumer set one
 		}
 		c.NeedInput = make([]bool, len(node.Inputs))
 		for j, in := range node.Inputs {
@@ -201,10 +201,7 @@ func (m *Model) backward(s *op.Scope, p *pass, dlogits tf.Output, penalties map[
 			}
 		}
 		if sp, ok := node.Layer.(sumPreserving); ok && sp.preservesChannelSums() && len(node.Inputs) == 1 {
-			sums[node.Inputs[0]] = dy
-			if c.sumSource != (tf.Output{}) {
-				sums[node.Inputs[0]] = c.sumSource
-			}
+			sums[node.Inputs[0]] = c.channelSumSource(dy)
 		}
 		k := 0
 		for _, v := range m.params[node] {

@@ -212,15 +212,20 @@ func (c *Call) Update(param int, value tf.Output) {
 // the Sum in bfloat16, whose CPU kernel accumulates in float32
 // (TestChannelSumAccumulatesInFloat32).
 func (c *Call) ChannelSum(dy tf.Output) tf.Output {
-	src := dy
-	if c.sumSource != (tf.Output{}) {
-		src = c.sumSource
-	}
 	axes := make([]int32, len(c.OutShape)) // the batch axis and all but the last of OutShape
 	for i := range axes {
 		axes[i] = int32(i)
 	}
-	return op.Sum(c.sub("Sum"), src, op.Const(c.sub("Const"), axes))
+	return op.Sum(c.sub("Sum"), c.channelSumSource(dy), op.Const(c.sub("Const"), axes))
+}
+
+// channelSumSource is the tensor whose per-channel sums are dy's: the
+// smaller one the backward pass found, else dy itself.
+func (c *Call) channelSumSource(dy tf.Output) tf.Output {
+	if c.sumSource != (tf.Output{}) {
+		return c.sumSource
+	}
+	return dy
 }
 
 // sub is the layer scope's sub-scope for one op.
