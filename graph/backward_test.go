@@ -2,6 +2,7 @@ package graph
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	tf "github.com/wamuir/graft/tensorflow"
@@ -72,6 +73,31 @@ func poolNet() []config.Layer {
 		lay("max_pooling2d", "pool_size", 2, "strides", 1),
 		lay("flatten"),
 		lay("dense", "units", 10, "activation", "softmax"),
+	}
+}
+
+// TestChannelSumReadsPooledGradient checks that the bias gradients of
+// poolNet's convs sum the pooled gradient (the equality of the sums is
+// TestExplicitBackwardMatchesAddGradients's): the first conv's, through
+// its Activation layer, the first pool's gradient after the ReLU's (taken
+// there, so the second pool's cannot pass); the second conv's, with its
+// ReLU fused, its pool's.
+func TestChannelSumReadsPooledGradient(t *testing.T) {
+	m := compileNet(t, poolNet(), Options{Seed: 1, Normalize: true, Classes: 10, Optimizer: optimizer(t, "rmsprop")})
+	inputs := map[string]string{}
+	for _, n := range graphDef(t, m).Node {
+		if n.Op == "Sum" {
+			inputs[n.Name] = n.Input[0]
+		}
+	}
+	for conv, want := range map[string]string{"conv2d": "backward/max_pooling2d/ReluGrad/", "conv2d_1": "backward/max_pooling2d_2/ReluGrad/"} {
+		in, ok := inputs["backward/"+conv+"/Sum/Sum"]
+		if !ok {
+			t.Fatalf("%s: no bias-gradient Sum in the graph", conv)
+		}
+		if !strings.HasPrefix(in, want) {
+			t.Errorf("%s: bias gradient sums %s, want the pooled gradient %s…", conv, in, want)
+		}
 	}
 }
 
